@@ -1,0 +1,1 @@
+"""Alembic migrations for the LIS schema (``lis db upgrade``)."""

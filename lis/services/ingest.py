@@ -1,0 +1,342 @@
+"""Ingest: the seam the analyser drivers call (ARCHITECTURE.md principles 2 and 3).
+
+1. :meth:`IngestService.journal` commits the raw bytes (``raw_message`` row, status ``received``).
+   Only after it returns may the driver send the acknowledgement that makes the analyser forget them.
+2. :meth:`IngestService.process` parses the journal entry through the instrument's driver, matches each
+   observation to specimen, order and catalogue test, and stores results — in one transaction, so a
+   crash leaves the entry ``received`` and :meth:`process_pending` finishes it after restart.
+
+Idempotency: a result is keyed by (raw message, position in message, revision), so processing the same
+entry twice never creates a second row; a byte-identical resend of a results message from the same
+instrument (the ACK was lost) is journaled as ``duplicate`` and creates nothing. Observations that cannot
+be matched (unknown specimen, unmapped code, test not ordered) are stored with status ``unmatched``:
+never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from lis.config import DEFAULT_TIMEZONE, Config, InstrumentConfig
+from lis.db import Database
+from lis.events import EventBus, MessageQuarantined, ResultsIngested
+from lis.instrument_report import (
+    InstrumentReport,
+    MessageKind,
+    MessageParseError,
+    Observation,
+    SpecimenReport,
+)
+from lis.models import (
+    MessageAttachment,
+    Order,
+    OrderTest,
+    RawMessage,
+    RawMessageStatus,
+    Result,
+    ResultStatus,
+    Specimen,
+    utcnow,
+)
+from lis.parsers import ParserRegistry
+from lis.services.catalog import CatalogCache, CatalogSnapshot
+from lis.services.values import numeric_or_none
+
+log = logging.getLogger(__name__)
+_LOCAL = ZoneInfo(DEFAULT_TIMEZONE)
+
+
+class UnknownInstrument(LookupError):
+    """A message arrived for an instrument that is not configured."""
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one journal entry."""
+
+    raw_message_id: int
+    status: str
+    report: InstrumentReport | None = None
+    result_ids: list[int] = field(default_factory=list)
+    unmatched: int = 0
+    error: str = ""
+    duplicate_of: int | None = None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class IngestService:
+    """Journal, parse, match and store analyser messages."""
+
+    def __init__(
+        self,
+        db: Database,
+        parsers: ParserRegistry,
+        bus: EventBus,
+        instruments: Callable[[str], InstrumentConfig | None],
+        catalog: CatalogCache | None = None,
+    ) -> None:
+        self.db = db
+        self.parsers = parsers
+        self.bus = bus
+        self._instrument = instruments
+        self.catalog = catalog or CatalogCache(db)
+
+    @classmethod
+    def from_config(cls, db: Database, parsers: ParserRegistry, bus: EventBus, config: Config) -> IngestService:
+        return cls(db, parsers, bus, config.instrument)
+
+    def instrument(self, name: str) -> InstrumentConfig:
+        found = self._instrument(name)
+        if found is None:
+            raise UnknownInstrument(f"instrument {name!r} is not configured")
+        return found
+
+    # -- step 1: durable journal ------------------------------------------------------------------
+    def journal(self, instrument: str, raw: bytes, *, peer: str = "", direction: str = "in",
+                status: str = RawMessageStatus.RECEIVED, error: str = "") -> int:
+        """Commit the raw bytes; return the journal id. Call before acknowledging the message."""
+        config = self.instrument(instrument)
+        entry = RawMessage(
+            instrument=instrument, protocol=config.protocol, direction=direction, data=raw, size=len(raw),
+            sha256=sha256(raw), peer=peer[:200], status=status, error=error,
+        )
+        with self.db.write() as session:
+            session.add(entry)
+            session.flush()
+            assert entry.id is not None
+            raw_id = entry.id
+        log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
+        if status == RawMessageStatus.ERROR:
+            self.bus.publish(MessageQuarantined(raw_id, instrument, error))
+        return raw_id
+
+    def quarantine(self, instrument: str, raw: bytes, error: str, *, peer: str = "") -> int:
+        """Journal bytes that could not even be framed (bad frames, oversize blocks): kept, visible, marked."""
+        return self.journal(instrument, raw, peer=peer, status=RawMessageStatus.ERROR, error=error)
+
+    # -- step 2: parse and store ------------------------------------------------------------------
+    def process(self, raw_id: int) -> IngestOutcome:
+        """Parse and store one journal entry. Safe to call again: never duplicates results."""
+        with self.db.read() as session:
+            entry = session.get(RawMessage, raw_id)
+            if entry is None:
+                raise LookupError(f"raw message {raw_id} does not exist")
+            data, instrument_name = entry.data, entry.instrument
+        config = self.instrument(instrument_name)
+        try:
+            report = self.parsers.parse(data, config)
+        except MessageParseError as exc:
+            return self._mark_error(raw_id, instrument_name, str(exc))
+        except Exception as exc:  # a driver bug must not lose the message or stop the listener
+            log.exception("parser crashed on message %d from %s", raw_id, instrument_name)
+            return self._mark_error(raw_id, instrument_name, f"parser error: {type(exc).__name__}: {exc}")
+        outcome = self._store(raw_id, instrument_name, report)
+        if outcome.result_ids:
+            with self.db.read() as session:
+                rows = session.exec(
+                    select(Result.id, Result.is_qc, Result.status).where(col(Result.id).in_(outcome.result_ids))
+                ).all()
+            self.bus.publish(ResultsIngested(
+                raw_message_id=raw_id,
+                instrument=instrument_name,
+                result_ids=tuple(r[0] for r in rows if not r[1] and r[2] != ResultStatus.UNMATCHED),
+                qc_result_ids=tuple(r[0] for r in rows if r[1]),
+                unmatched_ids=tuple(r[0] for r in rows if r[2] == ResultStatus.UNMATCHED),
+            ))
+        return outcome
+
+    def ingest(self, instrument: str, raw: bytes, *, peer: str = "") -> IngestOutcome:
+        """Journal then process (for callers that acknowledge after the whole thing, e.g. the REST API)."""
+        return self.process(self.journal(instrument, raw, peer=peer))
+
+    def process_pending(self, limit: int = 10_000) -> int:
+        """Finish every entry journaled but not processed (after a crash or a restart). Returns the count."""
+        with self.db.read() as session:
+            ids = session.exec(
+                select(RawMessage.id)
+                .where(RawMessage.status == RawMessageStatus.RECEIVED, RawMessage.direction == "in")
+                .order_by(col(RawMessage.id))
+                .limit(limit)
+            ).all()
+        for raw_id in ids:
+            assert raw_id is not None
+            try:
+                self.process(raw_id)
+            except UnknownInstrument as exc:
+                log.warning("message %d not processed: %s", raw_id, exc)
+        return len(ids)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _mark_error(self, raw_id: int, instrument: str, error: str) -> IngestOutcome:
+        with self.db.write() as session:
+            entry = session.get(RawMessage, raw_id)
+            assert entry is not None
+            entry.status = RawMessageStatus.ERROR
+            entry.error = error[:2000]
+            entry.processed_at = utcnow()
+        log.warning("message %d from %s quarantined: %s", raw_id, instrument, error)
+        self.bus.publish(MessageQuarantined(raw_id, instrument, error))
+        return IngestOutcome(raw_id, RawMessageStatus.ERROR, error=error)
+
+    def _store(self, raw_id: int, instrument: str, report: InstrumentReport) -> IngestOutcome:
+        catalog = self.catalog.get()
+        with self.db.write() as session:
+            entry = session.get(RawMessage, raw_id)
+            assert entry is not None
+            entry.control_id = report.control_id[:100]
+            entry.processed_at = utcnow()
+            if report.kind != MessageKind.RESULTS or not report.specimens:
+                is_query = report.kind == MessageKind.QUERY
+                entry.status = RawMessageStatus.QUERY if is_query else RawMessageStatus.PROCESSED
+                entry.error = ""
+                return IngestOutcome(raw_id, entry.status, report)
+            earlier = session.exec(
+                select(RawMessage.id).where(
+                    RawMessage.instrument == instrument, RawMessage.sha256 == entry.sha256,
+                    col(RawMessage.id) < raw_id,
+                    col(RawMessage.status).in_((RawMessageStatus.PROCESSED, RawMessageStatus.UNMATCHED)),
+                ).limit(1)
+            ).first()
+            if earlier is not None:
+                entry.status = RawMessageStatus.DUPLICATE
+                entry.duplicate_of_id = earlier
+                entry.error = f"byte-identical resend of message {earlier}"
+                return IngestOutcome(raw_id, entry.status, report, duplicate_of=earlier)
+            existing = {
+                r.sequence: r
+                for r in session.exec(
+                    select(Result).where(Result.raw_message_id == raw_id, Result.revision == 0)
+                ).all()
+            }
+            if not existing:
+                # attachments are written once, with the first processing of the entry
+                for spec in report.specimens:
+                    for att in spec.attachments:
+                        session.add(MessageAttachment(raw_message_id=raw_id, accession=spec.specimen_id[:64],
+                                                      name=att.name[:100], media_type=att.media_type[:100],
+                                                      data=att.data))
+            results: list[Result] = []
+            for spec in report.specimens:
+                results.extend(self._match_specimen(session, catalog, raw_id, instrument, spec, existing))
+            session.flush()
+            unmatched = sum(1 for r in results if r.status == ResultStatus.UNMATCHED)
+            entry.status = RawMessageStatus.UNMATCHED if unmatched else RawMessageStatus.PROCESSED
+            entry.error = f"{unmatched} observation(s) unmatched" if unmatched else ""
+            entry.result_count = len(results)
+            ids = [r.id for r in results if r.id is not None]
+        log.info("message %d from %s: %d results, %d unmatched", raw_id, instrument, len(ids), unmatched)
+        return IngestOutcome(raw_id, entry.status, report, ids, unmatched)
+
+    def _match_specimen(
+        self, session: Session, catalog: CatalogSnapshot, raw_id: int, instrument: str, spec: SpecimenReport,
+        existing: dict[int, Result],
+    ) -> list[Result]:
+        specimen: Specimen | None = None
+        order: Order | None = None
+        ordered: dict[str, OrderTest] = {}
+        if not spec.is_qc and spec.specimen_id:
+            specimen = session.exec(select(Specimen).where(Specimen.barcode == spec.specimen_id)).first()
+            if specimen is not None:
+                order = session.get(Order, specimen.order_id)
+                for ot in session.exec(select(OrderTest).where(OrderTest.order_id == specimen.order_id)).all():
+                    if ot.status != "cancelled" and (ot.specimen_id in (None, specimen.id)):
+                        ordered.setdefault(ot.test_code, ot)
+                if specimen.status == "expected":
+                    specimen.status = "received"
+                    specimen.received_at = utcnow()
+                if order is not None and order.status == "ordered":
+                    order.status = "in_progress"
+        out: list[Result] = []
+        for obs in spec.observations:
+            test_code, loinc = self._resolve_test(catalog, instrument, obs)
+            reason = ""
+            order_test: OrderTest | None = None
+            if test_code is None:
+                reason = f"instrument code {obs.instrument_test_code!r} is not mapped to a LIS test"
+            elif spec.is_qc:
+                pass
+            elif not spec.specimen_id:
+                reason = "no specimen id in the message"
+            elif specimen is None:
+                reason = f"unknown specimen {spec.specimen_id!r}"
+            else:
+                order_test = ordered.get(test_code)
+                if order_test is None:
+                    reason = f"test {test_code} was not ordered for specimen {spec.specimen_id}"
+                else:
+                    order_test.status = "resulted"
+            result = existing.get(obs.sequence)
+            if result is not None:
+                if result.status == ResultStatus.UNMATCHED and not reason:
+                    # re-processing after the lab fixed a code map or registered the specimen
+                    self._apply_match(result, test_code, loinc, specimen, order, order_test, spec)
+                    result.status = ResultStatus.RECEIVED
+                    result.unmatched_reason = ""
+                    result.version += 1
+                    result.updated_at = utcnow()
+                out.append(result)
+                continue
+            result = Result(
+                raw_message_id=raw_id,
+                sequence=obs.sequence,
+                instrument=instrument,
+                accession=spec.specimen_id[:64],
+                instrument_test_code=obs.instrument_test_code[:64],
+                value=obs.value,
+                value_numeric=numeric_or_none(obs.value),
+                units=(obs.unit_override or obs.units)[:40],
+                reference_range=obs.reference_range[:100],
+                abnormal_flags=obs.abnormal_flags[:40],
+                result_status=obs.result_status[:2],
+                status=ResultStatus.UNMATCHED if reason else ResultStatus.RECEIVED,
+                unmatched_reason=reason[:200],
+                is_qc=spec.is_qc,
+                control_material=spec.control_material[:100],
+                control_lot=spec.control_lot[:64],
+                control_level=spec.control_level[:20],
+                observed_at=_aware(obs.observed_at),
+                comment=obs.comment,
+            )
+            self._apply_match(result, test_code, loinc or obs.loinc, specimen, order, order_test, spec)
+            session.add(result)
+            out.append(result)
+        return out
+
+    @staticmethod
+    def _apply_match(result: Result, test_code: str | None, loinc: str, specimen: Specimen | None,
+                     order: Order | None, order_test: OrderTest | None, spec: SpecimenReport) -> None:
+        result.test_code = test_code
+        result.loinc = loinc[:20]
+        if not spec.is_qc and specimen is not None:
+            result.specimen_id = specimen.id
+            result.patient_id = order.patient_id if order is not None else None
+        result.order_test_id = order_test.id if order_test is not None else None
+
+    @staticmethod
+    def _resolve_test(catalog: CatalogSnapshot, instrument: str, obs: Observation) -> tuple[str | None, str]:
+        """Instrument code → LIS test: the lab's map, then the profile's map, then same code, then LOINC."""
+        for code in (catalog.code_maps.get((instrument, obs.instrument_test_code)), obs.mapped_test_code,
+                     obs.instrument_test_code):
+            if code and code in catalog.by_code:
+                return code, catalog.by_code[code].loinc
+        if obs.loinc and obs.loinc in catalog.by_loinc:
+            test = catalog.by_loinc[obs.loinc]
+            return test.code, test.loinc
+        return None, obs.loinc
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Analysers' naive timestamps are local time (ARCHITECTURE.md "Time")."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=_LOCAL)
