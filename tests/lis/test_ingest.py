@@ -123,12 +123,10 @@ CRASH_SCRIPT = textwrap.dedent("""
     if stage == "after-journal":
         os.kill(os.getpid(), signal.SIGKILL)
     import sqlmodel
-    real_flush = sqlmodel.Session.flush
-    def dying_flush(self, *a, **k):
-        real_flush(self, *a, **k)
-        if any(type(o).__name__ == "Result" for o in self.identity_map.values()):
-            os.kill(os.getpid(), signal.SIGKILL)
-    sqlmodel.Session.flush = dying_flush
+    def dying_commit(self):  # the result rows are inserted, the transaction is not committed yet
+        self.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    sqlmodel.Session.commit = dying_commit
     ctx.ingest.process(raw_id)
 """)
 
