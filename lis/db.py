@@ -47,8 +47,9 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if options.get('durable', True) else 'NORMAL'}")
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -119,11 +120,22 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any exception (nothing partial)."""
-        bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
+    def write(self, *, durable: bool = True) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any exception (nothing partial).
+
+        ``durable=False`` is for work that can be redone from the journal (parsing and matching): its
+        commit does not wait for the disk flush (SQLite ``synchronous=NORMAL`` in WAL mode, PostgreSQL
+        ``synchronous_commit=off``). A power cut may lose such a transaction, never corrupt or reorder
+        anything; the journal entry is then still ``received`` and is processed again at start-up.
+        """
+        if self.dialect == "sqlite":
+            bind: Any = self.engine.execution_options(sqlite_begin="IMMEDIATE", durable=durable)
+        else:
+            bind = self.engine
         with Session(bind, expire_on_commit=False) as session:
             try:
+                if not durable and self.dialect == "postgresql":
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 yield session
                 session.commit()
             except BaseException:
