@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.wiring import register_parsers  # noqa: E402
-from lis.config import Config, InstrumentConfig  # noqa: E402
-from lis.context import LisContext  # noqa: E402
-from lis.db import Database  # noqa: E402
-from lis.migrate import upgrade  # noqa: E402
-from lis.services.catalog import import_catalog, seed_rows  # noqa: E402
-from lis.services.orders import OrderRequest, create_order  # noqa: E402
-from lis.services.patients import PatientData  # noqa: E402
+from drivers.wiring import register_parsers
+from lis.config import Config, InstrumentConfig
+from lis.context import LisContext
+from lis.db import Database
+from lis.migrate import upgrade
+from lis.services.catalog import import_catalog, seed_rows
+from lis.services.orders import OrderRequest, create_order
+from lis.services.patients import PatientData
 
 CODES = ["WBC", "RBC", "HGB", "HCT", "MCV", "MCH", "MCHC", "RDW", "PLT", "MPV", "NEUT%", "LYMPH%", "MONO%",
          "EO%", "BASO%", "NEUT#", "LYMPH#", "MONO#", "EO#", "BASO#"]

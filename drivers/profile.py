@@ -43,6 +43,16 @@ Schema (every key optional except ``name`` and ``protocol``)::
     info_codes = ["08001"]            # OBX codes that are sample information -> specimen comments
     qc_fields = { "MSH.16" = ["2"] }  # HL7 path -> values marking a QC sample (default SPM.11 = action_codes)
     calibration_fields = { "MSH.16" = ["1"] }  # calibration messages: acknowledged, not stored
+    # ASTM dialect keys read by drivers/astm/report.py and drivers/astm/orders.py:
+    specimen_id_fallbacks = ["O.4.1"] # tried in order while specimen_id_field is empty (default O-4.1)
+    patient_id_fields = ["P.3", "P.4", "P.5"]  # the first non-empty is the patient id
+    test_code_components = [4, 11]    # several R-3 components joined with "^" form the test code
+    test_name_component = 5           # R-3 component holding the test name
+    loinc_component = 5               # R-3 component holding a LOINC the analyser sends
+    order_test_code_component = 4     # O-5 component of the test code in order downloads
+    no_order_reply = "order"          # unknown specimen: "order" (O-26 = Y) or "query" (Q-13 = X)
+    receiver_id = "XN-550"            # H-10 of messages the LIS sends to the analyser
+    # (timezone is shared: zone of the analyser's naive LIS2-A2 timestamps)
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drivers.astm import parse_astm
+from drivers.hl7 import parse_hl7
 from drivers.profile import get_profile
 from lis.config import InstrumentConfig
 from lis.instrument_report import InstrumentReport
@@ -18,13 +20,9 @@ if TYPE_CHECKING:
 def register_parsers(registry: ParserRegistry, profile_dirs: tuple[Path, ...] = ()) -> None:
     """Register the ASTM (LIS2-A2) and HL7 v2 parsers; each resolves the instrument's profile."""
     def astm(raw: bytes, instrument: InstrumentConfig) -> InstrumentReport:
-        from drivers.astm import parse_astm
-
         return parse_astm(raw, get_profile(instrument.profile, profile_dirs), instrument.encoding)
 
     def hl7(raw: bytes, instrument: InstrumentConfig) -> InstrumentReport:
-        from drivers.hl7 import parse_hl7
-
         return parse_hl7(raw, get_profile(instrument.profile, profile_dirs), instrument.encoding)
 
     registry.register("astm", astm)

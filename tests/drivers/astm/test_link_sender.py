@@ -176,3 +176,24 @@ def test_two_links_talk_to_each_other() -> None:
 def test_empty_message_is_refused() -> None:
     with pytest.raises(ValueError):
         AstmLink().send_message(b"", 0)
+
+
+def test_reset_keeps_the_outgoing_message_and_restarts_it() -> None:
+    link = AstmLink()
+    link.send_message(ORDER, 0, "m1")
+    link.receive(ACK, 0)
+    assert link.reset(1) == []
+    assert link.state is LinkState.NEUTRAL and link.queued_messages == 1
+    assert sent(link.poll(1)) == ENQ
+    assert sent(link.receive(ACK, 2)) == frame_message(ORDER)[0]
+
+
+def test_reset_mid_receive_reports_the_incomplete_message() -> None:
+    from drivers.astm.link import TransferAborted
+
+    link = AstmLink()
+    link.receive(ENQ, 0)
+    link.receive(frame_message(ORDER)[0], 0)
+    (aborted,) = of(link.reset(1, "socket closed"), TransferAborted)
+    assert aborted.reason.startswith("socket closed") and aborted.raw.startswith(ENQ)
+    assert sent(link.receive(ENQ, 2)) == ACK

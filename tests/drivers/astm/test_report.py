@@ -9,7 +9,7 @@ import pytest
 
 from drivers.astm.framing import frame_message
 from drivers.astm.report import parse_astm, parse_timestamp
-from drivers.profile import get_profile
+from drivers.profile import ProfileError, get_profile
 from lis.instrument_report import MessageKind, MessageParseError
 
 GENERIC = get_profile("generic-astm")
@@ -125,7 +125,7 @@ def test_garbage_raises_message_parse_error_with_reason(raw: bytes, reason: str)
 
 def test_unknown_timezone_in_profile_is_reported() -> None:
     profile = dataclasses.replace(GENERIC, extra={"timezone": "Mars/Olympus"})
-    with pytest.raises(MessageParseError, match="time zone"):
+    with pytest.raises(ProfileError, match="time zone"):
         parse_astm(message("H|\\^&", "L|1"), profile)
 
 
@@ -135,3 +135,9 @@ def test_parse_timestamp_formats() -> None:
     assert parse_timestamp("20260101", "UTC") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_timestamp("20261399") is None
     assert parse_timestamp("") is None
+
+
+def test_malformed_profile_field_reference_is_a_profile_error() -> None:
+    profile = dataclasses.replace(GENERIC, specimen_id_field="order three")
+    with pytest.raises(ProfileError, match="field reference"):
+        parse_astm(message("H|\\^&", "L|1"), profile)
