@@ -7,6 +7,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped at the end."""
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database; drop it afterwards. Yields its URL."""
     if _PG_REASON is not None:
         pytest.skip(_PG_REASON)
     name = f"lis_test_{uuid.uuid4().hex[:10]}"
@@ -93,6 +94,20 @@ def _wipe(db: Database) -> None:
             for table in reversed(SQLModel.metadata.sorted_tables):
                 if table.name in tables:
                     conn.exec_driver_sql(f'DELETE FROM "{table.name}"')
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """The PostgreSQL database shared by the `db` fixture during this test run."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of its own, with no schema (for migration and `lis serve` tests)."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from lis.config import Config, ConfigError, load_config
 from lis.db import Database, DatabaseUnavailable
@@ -62,6 +63,10 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except DatabaseUnavailable as exc:
             fail(str(exc))
+        except SQLAlchemyError as exc:
+            logging.getLogger("lis.cli").debug("database error", exc_info=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            fail(f"database error: {reason}")
         except (ValueError, LookupError, OSError) as exc:
             logging.getLogger("lis.cli").debug("command failed", exc_info=True)
             fail(str(exc))

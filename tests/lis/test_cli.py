@@ -169,9 +169,9 @@ def test_port_in_use(tmp_path: Path) -> None:
 
 
 @requires_pg
-def test_serve_on_postgresql(tmp_path: Path, pg_database_url: str) -> None:
+def test_serve_on_postgresql(tmp_path: Path, empty_pg_url: str) -> None:
     port = free_port()
-    config = write_config(tmp_path, port, db_url=pg_database_url)
+    config = write_config(tmp_path, port, db_url=empty_pg_url)
     assert run("db", "upgrade", "--config", str(config)).returncode == 0
     with serving(config, port):
         health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()

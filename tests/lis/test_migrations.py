@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 from lis.db import Database
 from lis.migrate import current_revision, head_revision, upgrade
-from tests.conftest import PG_ADMIN_URL, requires_pg
+from tests.conftest import requires_pg
 
 
 def assert_schema_matches_models(db: Database) -> None:
@@ -30,18 +28,12 @@ def test_sqlite_migrations_match_models(tmp_path: Path) -> None:
 
 
 @requires_pg
-def test_postgresql_migrations_match_models() -> None:
-    name = f"lis_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database.from_url(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+def test_postgresql_migrations_match_models(empty_pg_url: str) -> None:
+    db = Database.from_url(empty_pg_url)
     try:
         assert_schema_matches_models(db)
     finally:
         db.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 def test_serve_check_refuses_empty_schema(tmp_path: Path) -> None:
