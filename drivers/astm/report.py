@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.astm.delimiters import RecordError
@@ -97,8 +97,12 @@ def _zone(name: str) -> ZoneInfo:
         raise ProfileError(f"unknown time zone {name!r} in the analyser profile (extra.timezone)") from None
 
 
+@lru_cache(maxsize=4096)
 def parse_timestamp(text: str, zone: str = DEFAULT_TIMEZONE) -> datetime | None:
-    """LIS2-A2 date/time ``YYYYMMDD[HHMM[SS]]`` in the analyser's local time, as aware UTC."""
+    """LIS2-A2 date/time ``YYYYMMDD[HHMM[SS]]`` in the analyser's local time, as aware UTC.
+
+    Cached: the results of one message usually share one completion time (datetimes are immutable).
+    """
     text = text.strip()
     fmt = _TIME_FORMATS.get(len(text))
     if fmt is None or not text.isdigit():

@@ -126,14 +126,45 @@ class IngestService:
         """Journal bytes that could not even be framed (bad frames, oversize blocks): kept, visible, marked."""
         return self.journal(instrument, raw, peer=peer, status=RawMessageStatus.ERROR, error=error)
 
+    def journal_many(self, items: list[tuple[str, bytes, str]]) -> list[int]:
+        """Group commit: journal several messages ``(instrument, raw, peer)`` in ONE durable transaction.
+
+        Used by the analyser transports when several links finish a message at the same moment: one
+        fsync covers them all. Every message is still committed before its own acknowledgement (the
+        caller acknowledges each only after this returns); returns the journal ids in ``items`` order.
+        """
+        if not items:
+            return []
+        entries = []
+        for instrument, raw, peer in items:
+            config = self.instrument(instrument)
+            entries.append(RawMessage(
+                instrument=instrument, protocol=config.protocol, direction="in", data=raw, size=len(raw),
+                sha256=sha256(raw), peer=peer[:200], status=RawMessageStatus.RECEIVED, error="",
+            ))
+        with self.db.write() as session:
+            session.add_all(entries)
+            session.flush()
+            ids = [e.id for e in entries]
+        assert all(i is not None for i in ids)
+        for raw_id, (instrument, raw, _peer) in zip(ids, items, strict=True):
+            log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
+        return [int(i) for i in ids if i is not None]
+
     # -- step 2: parse and store ------------------------------------------------------------------
-    def process(self, raw_id: int) -> IngestOutcome:
-        """Parse and store one journal entry. Safe to call again: never duplicates results."""
-        with self.db.read() as session:
-            entry = session.get(RawMessage, raw_id)
-            if entry is None:
-                raise LookupError(f"raw message {raw_id} does not exist")
-            data, instrument_name = entry.data, entry.instrument
+    def process(self, raw_id: int, *, data: bytes | None = None, instrument: str | None = None) -> IngestOutcome:
+        """Parse and store one journal entry. Safe to call again: never duplicates results.
+
+        ``data``/``instrument`` may be passed by a caller that just journaled them (saves a read);
+        otherwise they are read from the journal.
+        """
+        if data is None or instrument is None:
+            with self.db.read() as session:
+                entry = session.get(RawMessage, raw_id)
+                if entry is None:
+                    raise LookupError(f"raw message {raw_id} does not exist")
+                data, instrument = entry.data, entry.instrument
+        instrument_name = instrument
         config = self.instrument(instrument_name)
         try:
             report = self.parsers.parse(data, config)
@@ -146,7 +177,7 @@ class IngestService:
 
     def ingest(self, instrument: str, raw: bytes, *, peer: str = "") -> IngestOutcome:
         """Journal then process (for callers that acknowledge after the whole thing, e.g. the REST API)."""
-        return self.process(self.journal(instrument, raw, peer=peer))
+        return self.process(self.journal(instrument, raw, peer=peer), data=raw, instrument=instrument)
 
     def process_pending(self, limit: int = 10_000) -> int:
         """Finish every entry journaled but not processed (after a crash or a restart). Returns the count."""
@@ -249,9 +280,12 @@ class IngestService:
         order: Order | None = None
         ordered: dict[str, OrderTest] = {}
         if not spec.is_qc and spec.specimen_id:
-            specimen = session.exec(select(Specimen).where(Specimen.barcode == spec.specimen_id)).first()
+            found = session.exec(
+                select(Specimen, Order).join(Order, col(Order.id) == Specimen.order_id)
+                .where(Specimen.barcode == spec.specimen_id)
+            ).first()
+            specimen, order = found if found is not None else (None, None)
             if specimen is not None:
-                order = session.get(Order, specimen.order_id)
                 order_tests = session.exec(select(OrderTest).where(OrderTest.order_id == specimen.order_id)).all()
                 for ot in order_tests:
                     if ot.status != "cancelled" and (ot.specimen_id in (None, specimen.id)):
