@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class PendingJournalCatchUp:
 
     name = "journal catch-up"
 
-    def __init__(self, process_pending: callable) -> None:  # type: ignore[valid-type]
+    def __init__(self, process_pending: Callable[[], int]) -> None:
         self._process_pending = process_pending
 
     async def start(self) -> None:

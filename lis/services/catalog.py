@@ -7,6 +7,7 @@ import io
 import threading
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -68,11 +69,6 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
         code_maps={(m.instrument, m.instrument_code): m.test_code for m in maps},
         panels=panels,
     )
-
-
-_TEST_COLUMNS = ("code", "name_en", "name_vi", "loinc", "unit", "decimals", "section", "specimen_type", "panel")
-_RANGE_COLUMNS = ("test_code", "sex", "age_min_years", "age_max_years", "low", "high", "critical_low",
-                  "critical_high", "text")
 
 
 def _float(value: Any, where: str) -> float | None:
@@ -170,9 +166,9 @@ def read_catalog_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 def import_catalog(
     session: Session,
-    tests: list[dict[str, Any]],
-    panels: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    ranges: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    tests: Sequence[dict[str, Any]],
+    panels: Sequence[dict[str, Any]] = (),
+    ranges: Sequence[dict[str, Any]] = (),
     *,
     source: str = "catalog",
     actor: str = "system",
