@@ -53,7 +53,6 @@ def make_ctx(url: str, tmp: Path) -> LisContext:
     tests, panels, ranges = seed_rows()
     with db.write() as session:
         import_catalog(session, tests, panels, ranges, actor="bench")
-        catalog = None
     catalog = ctx.catalog.get()
     with db.write() as session:
         for n in range(500):
