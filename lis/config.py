@@ -51,6 +51,13 @@ class WebConfig(_Strict):
     token_hours: int = Field(default=12, ge=1)
 
 
+class QcConfig(_Strict):
+    """QC service (``[qc]``): how observations group into runs, how often the periodic check runs."""
+
+    run_window_minutes: float = Field(default=30.0, gt=0)
+    check_every_seconds: float = Field(default=60.0, gt=0)
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -121,6 +128,7 @@ class Config(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
     logging: LoggingConfig = LoggingConfig()
+    qc: QcConfig = QcConfig()
     instruments: list[InstrumentConfig] = []
     emr: list[EmrConfig] = []
     source: str = Field(default="(defaults)", exclude=True)
@@ -142,7 +150,7 @@ class Config(_Strict):
         return next((i for i in self.instruments if i.name == name), None)
 
 
-_SECTIONS = ("site", "database", "web", "logging")
+_SECTIONS = ("site", "database", "web", "logging", "qc")
 _LISTS = ("instruments", "emr")
 
 

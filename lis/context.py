@@ -14,6 +14,7 @@ from lis.instrument_status import StatusBoard
 from lis.parsers import ParserRegistry
 from lis.services.catalog import CatalogCache
 from lis.services.ingest import IngestService
+from lis.services.workflow.service import WorkflowService
 
 
 @dataclass
@@ -25,10 +26,12 @@ class LisContext:
     status: StatusBoard = field(default_factory=StatusBoard)
     catalog: CatalogCache = field(init=False)
     ingest: IngestService = field(init=False)
+    workflow: WorkflowService = field(init=False)  # result workflow; wire_workflow(ctx) subscribes it
 
     def __post_init__(self) -> None:
         self.catalog = CatalogCache(self.db)
         self.ingest = IngestService(self.db, self.parsers, self.bus, self.config.instrument, self.catalog)
+        self.workflow = WorkflowService(self.db, self.bus, self.catalog)
 
     @classmethod
     def open(cls, config: Config) -> LisContext:

@@ -39,6 +39,39 @@ class OrderReceived:
     specimen_barcodes: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class ResultReleased:
+    """Results released (by a validator, a batch, or autoverification with auto-release), after the commit.
+
+    ``correction`` is True for amended revisions released after an earlier release (HL7 OBX-11 ``C``).
+    """
+
+    result_ids: tuple[int, ...]
+    order_ids: tuple[int, ...] = ()
+    correction: bool = False
+    released_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QcRunEvaluated:
+    """Published after the transaction that decided a QC run commits."""
+
+    run_id: int
+    instrument: str
+    test_code: str
+    decision: str
+    holds_opened: tuple[int, ...] = ()
+    holds_lifted: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QcHoldsChanged:
+    """Published after holds were opened or lifted outside a run (periodic check, corrective action)."""
+
+    opened: tuple[int, ...] = ()
+    lifted: tuple[int, ...] = ()
+
+
 Handler = Callable[[Any], None]
 
 

@@ -20,6 +20,18 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "ingest:write": (Role.INTEGRATION, Role.ADMIN),
     "audit:read": (Role.MANAGER, Role.ADMIN),
     "users:write": (Role.ADMIN,),
+    "qc:read": (*_STAFF, Role.CLINICIAN),  # QC runs, holds, Levey-Jennings data, status
+    "qc:write": _STAFF,  # manual QC observations
+    "qc:corrective": (Role.VALIDATOR, Role.MANAGER, Role.ADMIN),  # corrective actions on QC holds
+    "qc:config": (Role.MANAGER, Role.ADMIN),  # materials, lots, targets, rule sets
+    # result workflow (issue 6)
+    "results:validate": _STAFF,  # technical validation, rerun, reject
+    "results:release": (Role.VALIDATOR, Role.MANAGER, Role.ADMIN),  # medical release
+    "results:amend": (Role.VALIDATOR, Role.MANAGER, Role.ADMIN),  # correction after release
+    "results:critical": _STAFF,  # record critical-value notifications
+    "specimens:receive": _STAFF,
+    "workflow:read": _STAFF,  # rules, policies, simulator, TAT report
+    "workflow:configure": (Role.MANAGER, Role.ADMIN),  # autoverification rules, policies, reflex, delta
 }
 
 

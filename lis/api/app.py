@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lis.api import auth, orders, results
+from lis.api import auth, orders, results, workflow, workflow_rules
 from lis.context import LisContext
 
 API_PREFIX = "/api/v1"
@@ -43,5 +43,7 @@ def create_api(ctx: LisContext) -> FastAPI:
     v1.include_router(auth.router)
     v1.include_router(orders.router)
     v1.include_router(results.router)
+    v1.include_router(workflow.router)
+    v1.include_router(workflow_rules.router)
     app.include_router(v1)
     return app

@@ -54,9 +54,11 @@ def build_context(config: Config) -> LisContext:
 
 def build_runtime(ctx: LisContext) -> Runtime:
     from drivers.wiring import instrument_links
+    from lis.services.workflow.wiring import wire_workflow
 
     runtime = Runtime()
     runtime.add(PendingJournalCatchUp(ctx.ingest.process_pending))
+    runtime.add(wire_workflow(ctx))  # evaluation + autoverification on arrival, catch-up at start
     for link in instrument_links(ctx):
         runtime.add(link)
     return runtime
@@ -101,6 +103,9 @@ def create_app(ctx: LisContext, runtime: Runtime | None = None, *, with_web: boo
                     await runtime.stop()
 
     app.router.lifespan_context = lifespan
+    from qc.wiring import install as install_qc
+
+    install_qc(ctx, app, runtime)  # QC service on ResultsIngested, /api/v1/qc routes, periodic QC check
     if with_web:
         from web.app import setup as setup_web
 

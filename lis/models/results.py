@@ -69,3 +69,13 @@ class Result(SQLModel, table=True):
     supersedes_id: int | None = Field(default=None, foreign_key="result.id")
     updated_by: str = Field(default="", max_length=64)
     updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # -- result workflow (issue 6): evaluation, validation, release; see lis/services/workflow/ --------
+    lis_flags: str = Field(default="", max_length=8)  # L H LL HH A from the LIS's own ranges (beside abnormal_flags)
+    critical: bool = False  # outside a critical limit: release needs a recorded notification
+    status_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # why pending/rejected
+    rerun_of_id: int | None = Field(default=None, foreign_key="result.id")  # the original this rerun repeats
+    validated_by: str = Field(default="", max_length=64)  # technical validation (or "autoverification")
+    validated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    released_by: str = Field(default="", max_length=64)
+    released_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    turnaround_seconds: float | None = None  # specimen (or result) received -> released
