@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,8 +15,14 @@ from lis.instrument_report import InstrumentReport
 from lis.parsers import ParserRegistry
 
 if TYPE_CHECKING:
+    from drivers.transports.instrument import InstrumentLink
     from lis.context import LisContext
     from lis.runtime import Component
+
+log = logging.getLogger(__name__)
+
+# instrument name -> running link, for push mode (the API / UI call push_orders)
+LINKS: dict[str, InstrumentLink] = {}
 
 
 def register_parsers(registry: ParserRegistry, profile_dirs: tuple[Path, ...] = ()) -> None:
@@ -29,6 +37,70 @@ def register_parsers(registry: ParserRegistry, profile_dirs: tuple[Path, ...] = 
     registry.register("hl7", hl7)
 
 
+class _JournalComponent:
+    """Stops the shared group-commit journal writer after the links (started lazily by the first message)."""
+
+    name = "analyser journal writer"
+
+    def __init__(self, journal: object) -> None:
+        self._journal = journal
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._journal.close()  # type: ignore[attr-defined]
+
+
 def instrument_links(ctx: LisContext) -> list[Component]:
-    """One link per enabled instrument (transports arrive with the ASTM/HL7 issues)."""
-    return []
+    """One link component per enabled instrument (TCP server, TCP client or serial; ASTM or HL7).
+
+    All links of the process share one group-commit journal writer (journal before acknowledge).
+    """
+    from drivers.astm.session import AstmSession
+    from drivers.hl7.session import Hl7Session
+    from drivers.transports.instrument import InstrumentChannel, InstrumentLink
+    from drivers.transports.journal import GroupJournal
+
+    journal = GroupJournal(ctx.ingest)
+    components: list[Component] = [_JournalComponent(journal)]
+    profile_dirs = (ctx.config.data_dir / "profiles",)
+    for inst in ctx.config.instruments:
+        if not inst.enabled:
+            continue
+        profile = get_profile(inst.profile, profile_dirs)
+        channel = InstrumentChannel(inst, profile, ctx.ingest, journal, ctx.status, ctx.db)
+        factory = AstmSession if inst.protocol == "astm" else Hl7Session
+        link = InstrumentLink(channel, factory, tls=_tls_for(inst))
+        LINKS[inst.name] = link
+        components.append(link)
+    return components
+
+
+def _tls_for(inst: InstrumentConfig) -> ssl.SSLContext | None:
+    """MLLP over TLS when the instrument configuration names a certificate (``tls_cert``/``tls_key``/``tls_ca``
+    keys, read when the configuration schema has them)."""
+    from drivers.transports.tcp import tls_context
+
+    cert, key, ca = (str(getattr(inst, f"tls_{k}", "") or "") for k in ("cert", "key", "ca"))
+    if not (cert or ca) or inst.transport == "serial":
+        return None
+    return tls_context(server=inst.transport == "tcp-server", cert=cert, key=key, ca=ca)
+
+
+async def push_orders(ctx: LisContext, instrument: str, specimen_ids: list[str] | None = None,
+                      limit: int = 50) -> int:
+    """Push mode: download the pending orders of ``specimen_ids`` (default: every pending specimen) to a
+    connected instrument. Returns how many specimens the analyser accepted; raises ConnectionError when the
+    instrument is not connected and LookupError when it is not configured."""
+    from drivers.host_orders import lookup
+
+    link = LINKS.get(instrument)
+    if link is None:
+        raise LookupError(f"instrument {instrument!r} has no running link")
+    ch = link.channel
+    answer = await lookup(ctx.db, instrument, ch.profile, specimen_ids or [], all_pending=not specimen_ids,
+                          limit=limit)
+    if not answer.found:
+        return 0
+    return await link.push(answer.found)

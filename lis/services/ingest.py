@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -159,21 +159,25 @@ class IngestService:
         otherwise they are read from the journal.
         """
         if data is None or instrument is None:
-            with self.db.read() as session:
-                entry = session.get(RawMessage, raw_id)
-                if entry is None:
-                    raise LookupError(f"raw message {raw_id} does not exist")
-                data, instrument = entry.data, entry.instrument
-        instrument_name = instrument
-        config = self.instrument(instrument_name)
-        try:
-            report = self.parsers.parse(data, config)
-        except MessageParseError as exc:
-            return self._mark_error(raw_id, instrument_name, str(exc))
-        except Exception as exc:  # a driver bug must not lose the message or stop the listener
-            log.exception("parser crashed on message %d from %s", raw_id, instrument_name)
-            return self._mark_error(raw_id, instrument_name, f"parser error: {type(exc).__name__}: {exc}")
-        return self._store(raw_id, instrument_name, report)
+            return self.process_many([raw_id])[0]
+        return self._process_batch([(raw_id, data, instrument)])[0]
+
+    def process_many(self, raw_ids: Sequence[int]) -> list[IngestOutcome]:
+        """Parse and store several journal entries in ONE transaction, in the given order.
+
+        The analyser links hand over what queued up while the single SQLite writer was busy: one
+        transaction and one catalogue snapshot for the lot instead of one each. Same guarantees as
+        :meth:`process` (idempotent; a crash leaves every entry of the batch ``received``).
+        """
+        if not raw_ids:
+            return []
+        with self.db.read() as session:
+            found = {e.id: (e.data, e.instrument)
+                     for e in session.exec(select(RawMessage).where(col(RawMessage.id).in_(list(raw_ids)))).all()}
+        missing = [i for i in raw_ids if i not in found]
+        if missing:
+            raise LookupError(f"raw message {missing[0]} does not exist")
+        return self._process_batch([(i, *found[i]) for i in raw_ids])
 
     def ingest(self, instrument: str, raw: bytes, *, peer: str = "") -> IngestOutcome:
         """Journal then process (for callers that acknowledge after the whole thing, e.g. the REST API)."""
@@ -188,89 +192,118 @@ class IngestService:
                 .order_by(col(RawMessage.id))
                 .limit(limit)
             ).all()
-        for raw_id in ids:
-            assert raw_id is not None
+        known = [i for i in ids if i is not None]
+        for start in range(0, len(known), 50):
+            chunk = known[start:start + 50]
             try:
-                self.process(raw_id)
-            except UnknownInstrument as exc:
-                log.warning("message %d not processed: %s", raw_id, exc)
+                self.process_many(chunk)
+            except UnknownInstrument:  # one entry of an instrument no longer configured: go one by one
+                for raw_id in chunk:
+                    try:
+                        self.process(raw_id)
+                    except UnknownInstrument as exc:
+                        log.warning("message %d not processed: %s", raw_id, exc)
         return len(ids)
 
     # -- internals --------------------------------------------------------------------------------
-    def _mark_error(self, raw_id: int, instrument: str, error: str) -> IngestOutcome:
-        with self.db.write() as session:
-            entry = session.get(RawMessage, raw_id)
-            assert entry is not None
-            entry.status = RawMessageStatus.ERROR
-            entry.error = error[:2000]
-            entry.processed_at = utcnow()
-        log.warning("message %d from %s quarantined: %s", raw_id, instrument, error)
-        self.bus.publish(MessageQuarantined(raw_id, instrument, error))
-        return IngestOutcome(raw_id, RawMessageStatus.ERROR, error=error)
+    def _parse(self, raw_id: int, data: bytes, instrument: str) -> InstrumentReport | str:
+        """The driver's report, or the reason it could not be parsed (for the quarantine)."""
+        config = self.instrument(instrument)
+        try:
+            return self.parsers.parse(data, config)
+        except MessageParseError as exc:
+            return str(exc) or type(exc).__name__
+        except Exception as exc:  # a driver bug must not lose the message or stop the listener
+            log.exception("parser crashed on message %d from %s", raw_id, instrument)
+            return f"parser error: {type(exc).__name__}: {exc}"
 
-    def _store(self, raw_id: int, instrument: str, report: InstrumentReport) -> IngestOutcome:
+    def _process_batch(self, items: list[tuple[int, bytes, str]]) -> list[IngestOutcome]:
+        parsed = [(raw_id, instrument, self._parse(raw_id, data, instrument)) for raw_id, data, instrument in items]
         catalog = self.catalog.get()
+        outcomes: list[IngestOutcome] = []
+        events: list[Any] = []
         with self.db.write(durable=False) as session:  # redone from the journal if a power cut loses it
-            entry = session.get(RawMessage, raw_id)
-            assert entry is not None
-            # never processed (or only failed to parse): no result rows can exist for it yet
-            first_time = entry.processed_at is None or entry.status == RawMessageStatus.ERROR
-            entry.control_id = report.control_id[:100]
-            entry.processed_at = utcnow()
-            if report.kind != MessageKind.RESULTS or not report.specimens:
-                is_query = report.kind == MessageKind.QUERY
-                entry.status = RawMessageStatus.QUERY if is_query else RawMessageStatus.PROCESSED
-                entry.error = ""
-                return IngestOutcome(raw_id, entry.status, report)
-            earlier = session.exec(
-                select(RawMessage.id).where(
-                    RawMessage.instrument == instrument, RawMessage.sha256 == entry.sha256,
-                    col(RawMessage.id) < raw_id,
-                    col(RawMessage.status).in_((RawMessageStatus.PROCESSED, RawMessageStatus.UNMATCHED)),
-                ).limit(1)
-            ).first()
-            if earlier is not None:
-                entry.status = RawMessageStatus.DUPLICATE
-                entry.duplicate_of_id = earlier
-                entry.error = f"byte-identical resend of message {earlier}"
-                return IngestOutcome(raw_id, entry.status, report, duplicate_of=earlier)
-            existing = {} if first_time else {
-                r.sequence: r
-                for r in session.exec(
-                    select(Result).where(Result.raw_message_id == raw_id, Result.revision == 0)
-                ).all()
-            }
-            if first_time:
-                # attachments are written once, with the first processing of the entry
-                for spec in report.specimens:
-                    for att in spec.attachments:
-                        session.add(MessageAttachment(raw_message_id=raw_id, accession=spec.specimen_id[:64],
-                                                      name=att.name[:100], media_type=att.media_type[:100],
-                                                      data=att.data))
-            stored = _Stored()
+            for raw_id, instrument, report in parsed:
+                entry = session.get(RawMessage, raw_id)
+                assert entry is not None
+                if isinstance(report, str):
+                    entry.status, entry.error, entry.processed_at = RawMessageStatus.ERROR, report[:2000], utcnow()
+                    outcome = IngestOutcome(raw_id, RawMessageStatus.ERROR, error=report)
+                    events.append(MessageQuarantined(raw_id, instrument, report))
+                else:
+                    outcome, event = self._store(session, catalog, entry, instrument, report)
+                    if event is not None:
+                        events.append(event)
+                outcomes.append(outcome)
+        for outcome, (_raw_id, instrument, _report) in zip(outcomes, parsed, strict=True):
+            if outcome.status == RawMessageStatus.ERROR:
+                log.warning("message %d from %s quarantined: %s", outcome.raw_message_id, instrument, outcome.error)
+            else:
+                log.info("message %d from %s: %s, %d results, %d unmatched", outcome.raw_message_id, instrument,
+                         outcome.status, len(outcome.result_ids), outcome.unmatched)
+        for event in events:  # after the commit (ARCHITECTURE.md principle 5)
+            self.bus.publish(event)
+        return outcomes
+
+    def _store(self, session: Session, catalog: CatalogSnapshot, entry: RawMessage, instrument: str,
+               report: InstrumentReport) -> tuple[IngestOutcome, ResultsIngested | None]:
+        """Store one parsed entry inside the batch transaction; return its outcome and event."""
+        raw_id = entry.id
+        assert raw_id is not None
+        # never processed (or only failed to parse): no result rows can exist for it yet
+        first_time = entry.processed_at is None or entry.status == RawMessageStatus.ERROR
+        entry.control_id = report.control_id[:100]
+        entry.processed_at = utcnow()
+        entry.error = ""
+        if report.kind != MessageKind.RESULTS or not report.specimens:
+            entry.status = RawMessageStatus.QUERY if report.kind == MessageKind.QUERY else RawMessageStatus.PROCESSED
+            return IngestOutcome(raw_id, entry.status, report), None
+        earlier = session.exec(
+            select(RawMessage.id).where(
+                RawMessage.instrument == instrument, RawMessage.sha256 == entry.sha256,
+                col(RawMessage.id) < raw_id,
+                col(RawMessage.status).in_((RawMessageStatus.PROCESSED, RawMessageStatus.UNMATCHED)),
+            ).limit(1)
+        ).first()
+        if earlier is not None:
+            entry.status = RawMessageStatus.DUPLICATE
+            entry.duplicate_of_id = earlier
+            entry.error = f"byte-identical resend of message {earlier}"
+            return IngestOutcome(raw_id, entry.status, report, duplicate_of=earlier), None
+        existing = {} if first_time else {
+            r.sequence: r
+            for r in session.exec(
+                select(Result).where(Result.raw_message_id == raw_id, Result.revision == 0)
+            ).all()
+        }
+        if first_time:
+            # attachments are written once, with the first processing of the entry
             for spec in report.specimens:
-                self._match_specimen(session, catalog, raw_id, instrument, spec, existing, stored)
-            if stored.new_rows:
-                # Core bulk insert: ~10x cheaper than constructing ORM objects on the ingest hot path
-                # (executemany without RETURNING; ids read back by the unique source key)
-                session.connection().execute(insert(Result.__table__), stored.new_rows)
-                ids_by_sequence = dict(session.execute(
-                    select(Result.sequence, Result.id).where(Result.raw_message_id == raw_id, Result.revision == 0)
-                ).all())
-                for row in stored.new_rows:
-                    stored.add(ids_by_sequence[row["sequence"]], row["is_qc"], row["status"])
-            total = len(stored.ids)
-            unmatched = len(stored.unmatched)
-            entry.status = RawMessageStatus.UNMATCHED if unmatched else RawMessageStatus.PROCESSED
-            entry.error = f"{unmatched} observation(s) unmatched" if unmatched else ""
-            entry.result_count = total
-        log.info("message %d from %s: %d results, %d unmatched", raw_id, instrument, total, unmatched)
-        if stored.ids:
-            self.bus.publish(ResultsIngested(
-                raw_message_id=raw_id, instrument=instrument, result_ids=tuple(stored.patient),
-                qc_result_ids=tuple(stored.qc), unmatched_ids=tuple(stored.unmatched),
-            ))
-        return IngestOutcome(raw_id, entry.status, report, stored.ids, unmatched)
+                for att in spec.attachments:
+                    session.add(MessageAttachment(raw_message_id=raw_id, accession=spec.specimen_id[:64],
+                                                  name=att.name[:100], media_type=att.media_type[:100],
+                                                  data=att.data))
+        stored = _Stored()
+        for spec in report.specimens:
+            self._match_specimen(session, catalog, raw_id, instrument, spec, existing, stored)
+        if stored.new_rows:
+            # Core bulk insert: ~10x cheaper than constructing ORM objects on the ingest hot path
+            # (executemany without RETURNING; ids read back by the unique source key)
+            session.connection().execute(insert(Result.__table__), stored.new_rows)
+            ids_by_sequence = dict(session.execute(
+                select(Result.sequence, Result.id).where(Result.raw_message_id == raw_id, Result.revision == 0)
+            ).all())
+            for row in stored.new_rows:
+                stored.add(ids_by_sequence[row["sequence"]], row["is_qc"], row["status"])
+        unmatched = len(stored.unmatched)
+        entry.status = RawMessageStatus.UNMATCHED if unmatched else RawMessageStatus.PROCESSED
+        entry.error = f"{unmatched} observation(s) unmatched" if unmatched else ""
+        entry.result_count = len(stored.ids)
+        event = ResultsIngested(
+            raw_message_id=raw_id, instrument=instrument, result_ids=tuple(stored.patient),
+            qc_result_ids=tuple(stored.qc), unmatched_ids=tuple(stored.unmatched),
+        ) if stored.ids else None
+        return IngestOutcome(raw_id, entry.status, report, stored.ids, unmatched), event
 
     def _match_specimen(
         self, session: Session, catalog: CatalogSnapshot, raw_id: int, instrument: str, spec: SpecimenReport,
