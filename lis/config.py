@@ -110,6 +110,7 @@ class EmrConfig(_Strict):
     receiving_application: str = "HIS"
     receiving_facility: str = ""
     listen_port: int | None = Field(default=None, ge=1, le=65535)  # orders in (OML/ORM/ADT) over MLLP
+    embed_pdf: bool = False  # hl7-mllp: also send the signed PDF report as a last OBX of type ED
 
     @model_validator(mode="after")
     def _kind_needs(self) -> EmrConfig:
