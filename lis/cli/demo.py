@@ -6,7 +6,10 @@ Idempotent: a second run reuses the data dir and adds nothing twice. The demo us
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -104,6 +107,10 @@ def prepare_demo(data_dir: Path, host: str, port: int) -> tuple[Path, dict[str, 
     with db.write() as session:
         added = seed_demo(session)
     db.dispose()
+    from interfaces.signing import create_demo_pki
+
+    # demo signing certificates for the users who release results (Circular 13/2025 signed reports)
+    create_demo_pki(data_dir, {u: name for u, role, name in DEMO_USERS if role in ("validator", "admin")})
     return config_path, added
 
 
@@ -128,4 +135,46 @@ def run_demo(data_dir: Path, *, host: str, port: int, serve_after: bool) -> None
                 fg="yellow", err=True)
     if serve_after:
         setup_logging(config.logging.level)
-        serve(config, host=host, port=port)
+        analysers = start_simulated_analysers(config_path, config)
+        if analysers:
+            click.echo(f"  analysers: {len(analysers)} simulated (demo-astm, demo-hl7), one message every ~15 s")
+        try:
+            serve(config, host=host, port=port)
+        finally:
+            for proc in analysers:
+                proc.terminate()
+            for proc in analysers:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+SIMULATED = {"demo-astm": ["--query", "--qc-every", "6"], "demo-hl7": ["--qc-every", "8"]}
+
+
+def start_simulated_analysers(config_path: Path, config: Config, rate: float = 1 / 15) -> list[subprocess.Popen[bytes]]:
+    """One simulated analyser per demo instrument (``lis simulate`` subprocesses): they take the demo's pending
+    orders (``--from-config``), ask the LIS first where the profile does host queries, and send calmly."""
+    procs: list[subprocess.Popen[bytes]] = []
+    for inst in config.instruments:
+        extra = SIMULATED.get(inst.name)
+        if extra is None or not inst.enabled or inst.transport != "tcp-server" or inst.port is None:
+            continue
+        command = [sys.executable, "-m", "lis.cli.main", "simulate", "--profile", inst.profile, "--to",
+                   f"tcp://{inst.host}:{inst.port}", "--from-config", str(config_path), "--instrument", inst.name,
+                   "--count", "0", "--rate", f"{rate:.4f}", "--quiet", "--seed", str(len(procs) + 1),
+                   "--parent-pid", str(os.getpid()), *extra]
+        procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None))
+    return procs
+
+
+def _die_with_parent() -> None:
+    """Linux: the simulated analyser gets SIGTERM when ``lis demo`` dies, even by SIGKILL (prctl PDEATHSIG)."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):  # without it the simulator's own --parent-pid watchdog still ends it
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1

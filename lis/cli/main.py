@@ -52,6 +52,54 @@ def demo(data_dir: str, port: int, host: str, no_serve: bool) -> None:
     run_demo(Path(data_dir), host=host, port=port, serve_after=not no_serve)
 
 
+@cli.command()
+@click.option("--profile", "profile_name", required=True, help="Analyser profile to play (e.g. sysmex-xn, mindray-bs).")
+@click.option("--to", "to", default="", help="tcp://HOST:PORT or serial:///dev/ttyX?baud=9600&parity=N...")
+@click.option("--listen", default="", help="tcp://HOST:PORT: wait for the LIS to connect (tcp-client instruments).")
+@click.option("--count", type=int, default=10, show_default=True, help="Messages to send (0 = until stopped).")
+@click.option("--rate", type=float, default=0.0, help="Messages per second (default: back to back).")
+@click.option("--file", "capture", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Replay the messages of a capture file instead of generating them.")
+@click.option("--faults", default="", help="Comma-separated: bad-checksum,duplicate-frame,drop-ack,garbage,oversize.")
+@click.option("--from-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lis.toml: take specimens and tests from the LIS's pending orders (database).")
+@click.option("--from-lis", default="", help="LIS base URL: take the pending orders through the REST API.")
+@click.option("--token", default="", envvar="LIS_TOKEN", help="API token for --from-lis.")
+@click.option("--instrument", default="", help="Instrument name whose lab code map applies (with --from-config).")
+@click.option("--query", is_flag=True, help="Ask the LIS (host query) before running each specimen.")
+@click.option("--tests", "tests_per_message", type=int, default=0, help="Results per message (default: varies).")
+@click.option("--qc-every", type=int, default=0, help="Every Nth message is a QC sample.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--reply-timeout", type=float, default=15.0, show_default=True, help="ASTM sender timeout (s).")
+@click.option("--ack-timeout", type=float, default=10.0, show_default=True, help="HL7: resend after (s).")
+@click.option("--max-attempts", type=int, default=0, help="Give a message up after N attempts (0 = never).")
+@click.option("--no-pace", is_flag=True, help="Serial: do not pace writes at the line speed.")
+@click.option("--quiet", is_flag=True, help="Only print the summary line.")
+@click.option("--parent-pid", type=int, default=0, hidden=True, help="Exit when this process is gone.")
+@friendly_errors
+def simulate(profile_name: str, to: str, listen: str, count: int, rate: float, capture: str | None, faults: str,
+             from_config: str | None, from_lis: str, token: str, instrument: str, query: bool,
+             tests_per_message: int, qc_every: int, seed: int, reply_timeout: float, ack_timeout: float,
+             max_attempts: int, no_pace: bool, quiet: bool, parent_pid: int) -> None:
+    """Play an analyser (ASTM or HL7 per the profile) against a LIS; prints JSON lines of what was acknowledged."""
+    from drivers.simulator.faults import parse_faults
+    from drivers.simulator.runner import SimOptions, run_simulator
+
+    if bool(to) == bool(listen):
+        fail("give exactly one of --to and --listen", EXIT_CONFIG)
+    options = SimOptions(
+        profile=profile_name, to=to, listen=listen, count=count, rate=rate, file=Path(capture) if capture else None,
+        faults=parse_faults(faults), from_config=Path(from_config) if from_config else None, from_lis=from_lis,
+        token=token, instrument=instrument, query=query, tests_per_message=tests_per_message, qc_every=qc_every,
+        seed=seed, reply_timeout=reply_timeout, ack_timeout=ack_timeout, max_attempts=max_attempts,
+        pace=not no_pace, quiet=quiet, parent_pid=parent_pid,
+    )
+    import contextlib
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_simulator(options)
+
+
 @cli.group()
 def db() -> None:
     """Database schema (Alembic migrations)."""
@@ -194,16 +242,16 @@ def audit_verify(config_path: str | None) -> None:
         fail(f"audit trail broken: {report.reason} (event {report.first_bad_id})")
 
 
-def _attach_optional_groups() -> None:
+def _attach_package_commands() -> None:
     """Commands that live in the other packages (the CLI is the composition root)."""
-    try:
-        from qc.cli import qc as qc_group
-    except ImportError:  # pragma: no cover - qc package without its CLI
-        return
-    cli.add_command(qc_group, "qc")
+    from interfaces.cli import attach as attach_interfaces
+    from qc.cli import qc as qc_group
+
+    cli.add_command(qc_group, "qc")  # lis qc evaluate
+    attach_interfaces(cli)  # lis report verify|pki, lis export xml4, lis emr status|retry
 
 
-_attach_optional_groups()
+_attach_package_commands()
 
 
 def main() -> None:

@@ -106,6 +106,10 @@ def create_app(ctx: LisContext, runtime: Runtime | None = None, *, with_web: boo
     from qc.wiring import install as install_qc
 
     install_qc(ctx, app, runtime)  # QC service on ResultsIngested, /api/v1/qc routes, periodic QC check
+    from interfaces.wiring import install as install_interfaces
+
+    install_interfaces(ctx, app, runtime,  # EMR outbox (release hook + worker), order listeners, report signing
+                       embed_pdf=frozenset(e.name for e in ctx.config.emr if e.embed_pdf))
     if with_web:
         from web.app import setup as setup_web
 

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from lis.cli.main import cli
+from lis.migrate import head_revision
 from tests.conftest import free_port, requires_pg
 from tests.lis.astm_fixtures import astm_message
 
@@ -91,7 +92,7 @@ def test_full_operator_flow(tmp_path: Path) -> None:
     refused = run("serve", "--config", str(config))
     assert "lis db upgrade --config" in one_clean_error(refused)
     assert run("db", "upgrade", "--config", str(config)).returncode == 0
-    assert "database: 0001" in run("db", "current", "--config", str(config)).stdout
+    assert f"database: {head_revision()}" in run("db", "current", "--config", str(config)).stdout
     added = run("user", "add", "--config", str(config), "ktv1", "--role", "technician", "--password", "pw-1234")
     assert added.returncode == 0, added.stderr
     assert "already exists" in one_clean_error(
