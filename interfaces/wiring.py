@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import ssl
+import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,6 +139,9 @@ def listen_host(config: Config) -> str:
     return "127.0.0.1" if config.web.host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
 
 
+_installed: weakref.WeakKeyDictionary[Any, Installed] = weakref.WeakKeyDictionary()
+
+
 def install(ctx: LisContext, app: FastAPI | None, runtime: Runtime | None, *,
             settings: OutboxSettings | None = None, signer: ReportSigner | None = None,
             embed_pdf: frozenset[str] = frozenset()) -> Installed:
@@ -150,11 +154,14 @@ def install(ctx: LisContext, app: FastAPI | None, runtime: Runtime | None, *,
     from interfaces.orders_in import InboundHandler
     from lis.events import ResultReleased
 
+    if ctx.bus in _installed:  # once per LIS context: a second release hook would deliver everything twice
+        return _installed[ctx.bus]
     outbox.configure(ctx.config.emr, sign_reports=True)
     ctx.workflow.add_release_hook(outbox.enqueue_release)
     worker = build_worker(ctx.db, ctx.config, settings=settings, signer=signer, embed_pdf=embed_pdf)
     ctx.bus.subscribe(ResultReleased, worker.wake)
     installed = Installed(worker)
+    _installed[ctx.bus] = installed
     if app is not None:
         app.state.outbox_worker = worker
         app.include_router(router, prefix="/api/v1")

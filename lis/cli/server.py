@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -87,7 +88,12 @@ def web_secret(config: Config) -> str:
     return path.read_text().strip()
 
 
-def create_app(ctx: LisContext, runtime: Runtime | None = None, *, with_web: bool = True) -> FastAPI:
+def create_app(ctx: LisContext, runtime: Runtime | None = None, *, with_web: bool = True,
+               outbox_settings: Any = None) -> FastAPI:
+    """The whole application: API, QC and EMR interfaces, then the web UI (mounted last, at "/").
+
+    ``outbox_settings`` (an ``interfaces.worker.OutboxSettings``) overrides the EMR outbox timing (tests).
+    """
     app = create_api(ctx)
     base_lifespan = app.router.lifespan_context
 
@@ -109,7 +115,7 @@ def create_app(ctx: LisContext, runtime: Runtime | None = None, *, with_web: boo
     from interfaces.wiring import install as install_interfaces
 
     install_interfaces(ctx, app, runtime,  # EMR outbox (release hook + worker), order listeners, report signing
-                       embed_pdf=frozenset(e.name for e in ctx.config.emr if e.embed_pdf))
+                       settings=outbox_settings, embed_pdf=frozenset(e.name for e in ctx.config.emr if e.embed_pdf))
     if with_web:
         from web.app import setup as setup_web
 

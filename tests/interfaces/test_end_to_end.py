@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from interfaces.signing import create_demo_pki
-from interfaces.wiring import install
 from lis.cli.server import create_app
 from lis.config import EmrConfig
 from lis.context import LisContext
@@ -59,8 +58,7 @@ def wired(ctx: LisContext) -> Iterator[tuple[LisContext, TestClient, EmrThread]]
         add_user(session, "emr", "integration", "secret-pw")
     wire_workflow(ctx)
     runtime = Runtime()
-    app = create_app(ctx, runtime, with_web=False)
-    install(ctx, app, runtime, settings=fast_settings())
+    app = create_app(ctx, runtime, with_web=False, outbox_settings=fast_settings())
     try:
         with TestClient(app) as client:
             yield ctx, client, emr
