@@ -18,7 +18,7 @@ import os
 
 import serial
 
-from drivers.transports.stream import DEFAULT_MAX_READ, StreamHandler
+from drivers.transports.stream import DEFAULT_MAX_READ, StreamHandler, run_session
 from lis.instrument_status import StatusBoard
 
 log = logging.getLogger(__name__)
@@ -173,15 +173,7 @@ class SerialLink:
             stream = SerialStream(port, self._max_read)
             self._status.set_state(self.name, "connected", self.describe)
             log.info("instrument %s: serial port %s open", self.name, self.describe)
-            try:
-                await self._handler(stream)
-            except asyncio.CancelledError:
-                await stream.close()
-                raise
-            except Exception as exc:
-                log.exception("instrument %s: session on %s failed", self.name, self.device)
-                self._status.error(self.name, f"session failed: {type(exc).__name__}: {exc}")
-            await stream.close()
+            await run_session(self._handler, stream, self.name, self._status)
             self._status.set_state(self.name, "disconnected", self.describe)
             log.info("instrument %s: serial port %s closed; reopening", self.name, self.device)
             await asyncio.sleep(self.retry_interval)

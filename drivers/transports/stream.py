@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from lis.instrument_status import StatusBoard
 
 DEFAULT_MAX_READ = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 class ByteStream(Protocol):
@@ -39,6 +44,20 @@ class ByteStream(Protocol):
 
 
 StreamHandler = Callable[[ByteStream], Awaitable[None]]
+
+
+async def run_session(handler: StreamHandler, stream: ByteStream, name: str, status: StatusBoard) -> None:
+    """Run one link session on an open stream: a failing session is logged and counted on the instrument's
+    status (the transport keeps serving), and the stream is always closed."""
+    try:
+        await handler(stream)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("instrument %s: session with %s failed", name, stream.peer)
+        status.error(name, f"session failed: {type(exc).__name__}: {exc}")
+    finally:
+        await stream.close()
 
 
 class AsyncioStream:

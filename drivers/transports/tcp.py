@@ -17,7 +17,7 @@ import contextlib
 import logging
 import ssl
 
-from drivers.transports.stream import DEFAULT_MAX_READ, AsyncioStream, StreamHandler
+from drivers.transports.stream import DEFAULT_MAX_READ, AsyncioStream, StreamHandler, run_session
 from lis.instrument_status import StatusBoard
 
 log = logging.getLogger(__name__)
@@ -150,15 +150,7 @@ class TcpClient:
             stream = AsyncioStream(reader, writer, self._max_read)
             self._status.set_state(self.name, "connected", stream.peer)
             log.info("instrument %s: connected to %s", self.name, stream.peer)
-            try:
-                await self._handler(stream)
-            except asyncio.CancelledError:
-                await stream.close()
-                raise
-            except Exception as exc:
-                log.exception("instrument %s: session with %s failed", self.name, stream.peer)
-                self._status.error(self.name, f"session failed: {type(exc).__name__}: {exc}")
-            await stream.close()
+            await run_session(self._handler, stream, self.name, self._status)
             self._status.set_state(self.name, "disconnected")
             log.info("instrument %s: connection to %s closed; reconnecting", self.name, stream.peer)
             await asyncio.sleep(self.initial_backoff)
