@@ -172,7 +172,7 @@ class OrderedProcessor:
         self._queue: asyncio.Queue[tuple[int, OutcomeCallback | None]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
-        self.max_batch = 8  # entries per processing transaction (short: journal commits wait behind it on SQLite)
+        self.max_batch = 2  # entries per processing transaction: short, since journal commits wait behind it on SQLite
 
     def submit(self, raw_id: int, then: OutcomeCallback | None = None) -> None:
         """Queue ``raw_id`` for processing; ``then`` is awaited with the outcome (e.g. to answer a host query)."""
