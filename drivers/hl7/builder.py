@@ -94,7 +94,8 @@ def set_field(segment: ApySegment, name: str, er7: str) -> bool:
     try:
         setattr(segment, name, er7)
     except (HL7apyException, ValueError, TypeError) as exc:
-        log.info("dropping %s=%r from an echoed segment: %s", name, er7[:40], exc)
+        log.info("dropping field %s from an echoed segment: %s", name, type(exc).__name__)
+        log.debug("refused value for %s: %r (%s)", name, er7[:40], exc)  # may carry patient data: DEBUG only
         return False
     return True
 
