@@ -8,6 +8,7 @@ source of truth: a listener that missed an event catches up from the tables).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -76,11 +77,20 @@ Handler = Callable[[Any], None]
 
 
 class EventBus:
-    """Subscribe by event class; ``publish`` calls every handler for that class."""
+    """Subscribe by event class; ``publish`` calls every handler for that class.
+
+    By default handlers run in the publisher's thread. :meth:`deliver_in_background` moves the delivery
+    of chosen event types to one background thread (in publication order): the server does this for
+    ``ResultsIngested`` so that evaluation and QC never run on the analyser links' journal writer, where
+    they would delay the next acknowledgement.
+    """
 
     def __init__(self) -> None:
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
         self._lock = threading.Lock()
+        self._background: set[type] = set()
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
 
     def subscribe(self, event_type: type, handler: Handler) -> Callable[[], None]:
         with self._lock:
@@ -93,7 +103,37 @@ class EventBus:
 
         return unsubscribe
 
+    def deliver_in_background(self, *event_types: type) -> None:
+        with self._lock:
+            self._background.update(event_types)
+            if self._thread is None:
+                self._queue = queue.Queue()
+                self._thread = threading.Thread(target=self._deliver_loop, name="event-bus", daemon=True)
+                self._thread.start()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every event queued for background delivery has been handled."""
+        if self._queue is not None:
+            done = threading.Event()
+            self._queue.put(done)
+            done.wait(timeout)
+
     def publish(self, event: Any) -> None:
+        if self._queue is not None and type(event) in self._background:
+            self._queue.put(event)
+            return
+        self._deliver(event)
+
+    def _deliver_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = self._queue.get()
+            if isinstance(event, threading.Event):
+                event.set()
+            else:
+                self._deliver(event)
+
+    def _deliver(self, event: Any) -> None:
         with self._lock:
             handlers = list(self._handlers.get(type(event), ()))
         for handler in handlers:

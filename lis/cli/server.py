@@ -18,6 +18,7 @@ from lis.cli.common import fail, open_db
 from lis.config import Config, InstrumentConfig
 from lis.context import LisContext
 from lis.db import DatabaseUnavailable
+from lis.events import ResultsIngested
 from lis.migrate import require_current
 from lis.models import Instrument
 from lis.runtime import PendingJournalCatchUp, Runtime
@@ -58,6 +59,8 @@ def build_runtime(ctx: LisContext) -> Runtime:
     from lis.services.workflow.wiring import wire_workflow
 
     runtime = Runtime()
+    # evaluation and QC run on the bus thread, never on the analyser links' journal writer
+    ctx.bus.deliver_in_background(ResultsIngested)
     runtime.add(PendingJournalCatchUp(ctx.ingest.process_pending))
     runtime.add(wire_workflow(ctx))  # evaluation + autoverification on arrival, catch-up at start
     for link in instrument_links(ctx):
