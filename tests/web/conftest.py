@@ -89,8 +89,8 @@ async def see(user: User, text: str, retries: int = 60) -> None:
     await user.should_see(text, retries=retries)
 
 
-async def until(condition: Callable[[], object], timeout: float = 6.0) -> object:
-    """Wait for a condition that a background handler makes true."""
+async def until(condition: Callable[[], object], timeout: float = 20.0) -> object:
+    """Wait for a condition that a background handler makes true (generous: CI machines are busy)."""
     import asyncio
     import time
 
