@@ -99,8 +99,9 @@ async def test_conflict_is_shown_with_who_changed_it(new_user: Callable[[], User
     (rid,) = results(ctx, "S-3", [("GLU", "5.2")])
     first, second = new_user(), new_user()
     await login(first, "tech")
+    await until(lambda: table_rows(first))
     await login(second, "val")
-    await until(lambda: table_rows(first) and table_rows(second))
+    await until(lambda: table_rows(second))
     await act(second, rid, "validate")
     await until(lambda: status_of(ctx, rid) == "technically_validated")
     await act(first, rid, "rerun")  # first still shows version 1
