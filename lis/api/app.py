@@ -8,7 +8,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from lis.api import auth, orders, results, workflow, workflow_rules
+from lis.api.workflow import workflow_error_handler
 from lis.context import LisContext
+from lis.services.workflow.errors import WorkflowError
 
 API_PREFIX = "/api/v1"
 
@@ -26,6 +28,7 @@ def create_api(ctx: LisContext) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs", redoc_url=None,
     )
     app.state.lis = ctx
+    app.add_exception_handler(WorkflowError, workflow_error_handler)
     v1 = APIRouter(prefix=API_PREFIX)
 
     @v1.get("/health", tags=["health"])

@@ -14,7 +14,8 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +26,7 @@ from lis.models import Patient, Result, ResultEvaluation, ResultStatus, TestDefi
 from lis.services.order_workflow import add_tests, cancel_order, receive_specimen
 from lis.services.orders import load_order
 from lis.services.results import result_row
-from lis.services.workflow import ActionNotPermitted, InvalidDefinition, NotFound, TransitionRefused, WorkflowError
+from lis.services.workflow import ActionNotPermitted, InvalidDefinition, NotFound, WorkflowError
 
 router = APIRouter(tags=["workflow"])
 
@@ -33,17 +34,22 @@ WORKFLOW_FIELDS = ("lis_flags", "critical", "status_reason", "rerun_of_id", "sup
                    "validated_at", "released_by", "released_at", "turnaround_seconds", "updated_by", "updated_at")
 
 
-def http_error(exc: WorkflowError) -> HTTPException:
-    """Domain error → HTTP: 404 not found, 403 role, 422 bad input (field named), 409 refused transition."""
+def workflow_error_status(exc: WorkflowError) -> int:
+    """Domain error → HTTP status: 404 not found, 403 role, 422 bad input (field named), 409 refused transition."""
     if isinstance(exc, NotFound):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+        return status.HTTP_404_NOT_FOUND
     if isinstance(exc, ActionNotPermitted):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+        return status.HTTP_403_FORBIDDEN
     if isinstance(exc, InvalidDefinition):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
-    if isinstance(exc, TransitionRefused):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    return status.HTTP_409_CONFLICT  # TransitionRefused and any other refusal
+
+
+async def workflow_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Registered once on the app (lis.api.app): every route raises the domain error, this answers it;
+    the transaction was already rolled back by ``Database.write``."""
+    assert isinstance(exc, WorkflowError)
+    return JSONResponse({"detail": str(exc)}, status_code=workflow_error_status(exc))
 
 
 def _iso(value: Any) -> Any:
@@ -72,11 +78,8 @@ class ActionIn(BaseModel):
 def post_action(result_id: int, body: ActionIn, ctx: LisContext = Depends(get_ctx),
                 user: User = Depends(require("results:read"))) -> dict[str, Any]:
     """Validate, release, rerun, reject or amend one result (optimistic ``version`` check)."""
-    try:
-        outcome = ctx.workflow.act(result_id, body.action, body.version, actor=user.username, role=user.role,
-                                   reason=body.reason, value=body.value)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    outcome = ctx.workflow.act(result_id, body.action, body.version, actor=user.username, role=user.role,
+                               reason=body.reason, value=body.value)
     with ctx.db.read() as session:
         return workflow_row(session, outcome.result.id or 0)
 
@@ -107,11 +110,8 @@ def post_batch(body: BatchIn, ctx: LisContext = Depends(get_ctx),
         with ctx.db.read() as session:
             ids = ctx.workflow.batch_ids(session, specimen_id=body.specimen_id, status=body.status,
                                          test_code=body.test_code, instrument=body.instrument)
-    try:
-        outcome = ctx.workflow.batch(body.action, ids, actor=user.username, role=user.role, versions=body.versions,
-                                     confirm_critical=body.confirm_critical, confirm_held=body.confirm_held)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    outcome = ctx.workflow.batch(body.action, ids, actor=user.username, role=user.role, versions=body.versions,
+                                 confirm_critical=body.confirm_critical, confirm_held=body.confirm_held)
     return {"action": body.action,
             "done": [{"id": r.id, "status": r.status, "version": r.version} for r in outcome.done],
             "skipped": [{"id": i, "reason": why} for i, why in outcome.skipped]}
@@ -129,12 +129,9 @@ class NotificationIn(BaseModel):
 def post_critical_notification(result_id: int, body: NotificationIn, ctx: LisContext = Depends(get_ctx),
                                user: User = Depends(require("results:critical"))) -> dict[str, Any]:
     """Record who was told of a critical value, how, when, and whether they read it back."""
-    try:
-        row = ctx.workflow.notify_critical(result_id, actor=user.username, notified=body.notified,
-                                           method=body.method, read_back=body.read_back,
-                                           notified_at=body.notified_at, comment=body.comment)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    row = ctx.workflow.notify_critical(result_id, actor=user.username, notified=body.notified,
+                                       method=body.method, read_back=body.read_back,
+                                       notified_at=body.notified_at, comment=body.comment)
     return {"id": row.id, "result_id": result_id, "notified": row.notified, "method": row.method,
             "read_back": row.read_back, "notified_at": row.notified_at.isoformat(), "recorded_by": row.recorded_by,
             "allows_release": row.read_back}
@@ -193,11 +190,8 @@ class ReceiveIn(BaseModel):
 def post_receive(barcode: str, body: ReceiveIn | None = None, ctx: LisContext = Depends(get_ctx),
                  user: User = Depends(require("specimens:receive"))) -> dict[str, Any]:
     """Reception scan: the specimen is in the laboratory (TAT starts here)."""
-    try:
-        with ctx.db.write() as session:
-            specimen = receive_specimen(session, barcode, user.username, body.received_at if body else None)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        specimen = receive_specimen(session, barcode, user.username, body.received_at if body else None)
     return {"specimen_id": specimen.barcode, "status": specimen.status,
             "received_at": specimen.received_at.isoformat() if specimen.received_at else None,
             "order_id": specimen.order_id}
@@ -210,12 +204,9 @@ class CancelIn(BaseModel):
 @router.post("/orders/{order_id}/cancel", tags=["orders"])
 def post_cancel(order_id: int, body: CancelIn, ctx: LisContext = Depends(get_ctx),
                 user: User = Depends(require("orders:write"))) -> dict[str, object]:
-    try:
-        with ctx.db.write() as session:
-            cancel_order(session, order_id, body.reason, user.username)
-            view = load_order(session, order_id)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        cancel_order(session, order_id, body.reason, user.username)
+        view = load_order(session, order_id)
     assert view is not None
     return {**view.as_dict(), "cancel_reason": view.order.cancel_reason}
 
@@ -228,13 +219,10 @@ class AddTestsIn(BaseModel):
 def post_add_tests(order_id: int, body: AddTestsIn, ctx: LisContext = Depends(get_ctx),
                    user: User = Depends(require("orders:write"))) -> dict[str, object]:
     """Add-on tests on an existing order (same specimen); already-ordered tests are skipped."""
-    try:
-        with ctx.db.write() as session:
-            added = add_tests(session, ctx.catalog.get(), order_id, body.tests, user.username)
-            codes = [t.test_code for t in added]
-            view = load_order(session, order_id)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        added = add_tests(session, ctx.catalog.get(), order_id, body.tests, user.username)
+        codes = [t.test_code for t in added]
+        view = load_order(session, order_id)
     assert view is not None
     return {"added": codes, "order": view.as_dict()}
 

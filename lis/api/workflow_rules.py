@@ -13,11 +13,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from lis.api.deps import get_ctx, require
-from lis.api.workflow import http_error
 from lis.context import LisContext
 from lis.models import AutoverificationRuleSet, DeltaCheckRule, ReflexRule, User
 from lis.models.workflow import AUTOVERIFICATION_RULES
-from lis.services.workflow import WorkflowError, policies
+from lis.services.workflow import policies
 
 router = APIRouter(tags=["workflow rules"])
 
@@ -47,23 +46,17 @@ def get_rule_sets(ctx: LisContext = Depends(get_ctx),
 @router.put("/workflow/autoverification-rules/{test_code}")
 def put_rule_set(test_code: str, body: RuleSetIn, ctx: LisContext = Depends(get_ctx),
                  user: User = Depends(require("workflow:configure"))) -> dict[str, Any]:
-    try:
-        with ctx.db.write() as session:
-            row = policies.put_rule_set(session, test_code, user.username, **body.model_dump())
-            out = _rule_set_dict(row)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        row = policies.put_rule_set(session, test_code, user.username, **body.model_dump())
+        out = _rule_set_dict(row)
     return out
 
 
 @router.delete("/workflow/autoverification-rules/{test_code}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_rule_set(test_code: str, ctx: LisContext = Depends(get_ctx),
                     user: User = Depends(require("workflow:configure"))) -> Response:
-    try:
-        with ctx.db.write() as session:
-            policies.delete_rule_set(session, test_code, user.username)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        policies.delete_rule_set(session, test_code, user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -81,11 +74,8 @@ def post_simulate(body: SimulateIn, ctx: LisContext = Depends(get_ctx),
     from what people decided."""
     if not body.rule_sets and not body.test_codes:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rule_sets: give rule_sets or test_codes")
-    try:
-        report = ctx.workflow.simulate({k: v.model_dump() for k, v in body.rule_sets.items()}, body.test_codes,
-                                       since=body.since, until=body.until)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    report = ctx.workflow.simulate({k: v.model_dump() for k, v in body.rule_sets.items()}, body.test_codes,
+                                   since=body.since, until=body.until)
     return report.as_dict()
 
 
@@ -106,13 +96,10 @@ def get_policies(ctx: LisContext = Depends(get_ctx),
 @router.put("/workflow/section-policies/{section}")
 def put_policy(section: str, body: PolicyIn, ctx: LisContext = Depends(get_ctx),
                user: User = Depends(require("workflow:configure"))) -> dict[str, object]:
-    try:
-        with ctx.db.write() as session:
-            row = policies.put_section_policy(session, section, user.username, **body.model_dump())
-            out = {"section": row.section, "two_level": row.two_level, "self_validation": row.self_validation,
-                   "auto_release": row.auto_release}
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        row = policies.put_section_policy(session, section, user.username, **body.model_dump())
+        out = {"section": row.section, "two_level": row.two_level, "self_validation": row.self_validation,
+               "auto_release": row.auto_release}
     return out
 
 
@@ -137,22 +124,16 @@ def get_delta_rules(ctx: LisContext = Depends(get_ctx),
 @router.put("/workflow/delta-rules/{test_code}")
 def put_delta_rule(test_code: str, body: DeltaIn, ctx: LisContext = Depends(get_ctx),
                    user: User = Depends(require("workflow:configure"))) -> dict[str, object]:
-    try:
-        with ctx.db.write() as session:
-            out = _delta_dict(policies.put_delta_rule(session, test_code, user.username, **body.model_dump()))
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        out = _delta_dict(policies.put_delta_rule(session, test_code, user.username, **body.model_dump()))
     return out
 
 
 @router.delete("/workflow/delta-rules/{test_code}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_delta_rule(test_code: str, ctx: LisContext = Depends(get_ctx),
                       user: User = Depends(require("workflow:configure"))) -> Response:
-    try:
-        with ctx.db.write() as session:
-            policies.delete_delta_rule(session, test_code, user.username)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        policies.delete_delta_rule(session, test_code, user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -179,22 +160,16 @@ def get_reflex_rules(ctx: LisContext = Depends(get_ctx),
 @router.post("/workflow/reflex-rules", status_code=status.HTTP_201_CREATED)
 def post_reflex_rule(body: ReflexIn, ctx: LisContext = Depends(get_ctx),
                      user: User = Depends(require("workflow:configure"))) -> dict[str, object]:
-    try:
-        with ctx.db.write() as session:
-            out = _reflex_dict(policies.add_reflex_rule(session, user.username, **body.model_dump()))
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        out = _reflex_dict(policies.add_reflex_rule(session, user.username, **body.model_dump()))
     return out
 
 
 @router.delete("/workflow/reflex-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_reflex_rule(rule_id: int, ctx: LisContext = Depends(get_ctx),
                        user: User = Depends(require("workflow:configure"))) -> Response:
-    try:
-        with ctx.db.write() as session:
-            policies.delete_reflex_rule(session, rule_id, user.username)
-    except WorkflowError as exc:
-        raise http_error(exc) from exc
+    with ctx.db.write() as session:
+        policies.delete_reflex_rule(session, rule_id, user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
