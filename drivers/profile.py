@@ -58,6 +58,7 @@ Schema (every key optional except ``name`` and ``protocol``)::
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -206,10 +207,25 @@ def _load_cached(path: str, mtime_ns: int) -> Profile:
     return load_profile_file(Path(path))
 
 
+_RECHECK_S = 2.0  # how long a looked-up profile is used before its file is looked at again
+_recent: dict[tuple[str, tuple[Path, ...]], tuple[float, Profile]] = {}
+
+
 def get_profile(name: str, extra_dirs: tuple[Path, ...] = ()) -> Profile:
-    """The profile called ``name`` (file stem); raises :class:`ProfileError` naming the known ones."""
+    """The profile called ``name`` (file stem); raises :class:`ProfileError` naming the known ones.
+
+    Called for every analyser message: the directory listing and the file's mtime are checked at most
+    every couple of seconds (an edited or added profile file is still picked up without a restart).
+    """
+    key = (name, extra_dirs)
+    now = time.monotonic()
+    hit = _recent.get(key)
+    if hit is not None and now - hit[0] < _RECHECK_S:
+        return hit[1]
     profiles = available_profiles(extra_dirs)
     path = profiles.get(name)
     if path is None:
         raise ProfileError(f"unknown analyser profile {name!r}; known: {', '.join(sorted(profiles))}")
-    return _load_cached(str(path), path.stat().st_mtime_ns)
+    profile = _load_cached(str(path), path.stat().st_mtime_ns)
+    _recent[key] = (now, profile)
+    return profile

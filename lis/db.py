@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
@@ -48,8 +48,13 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
-        conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if options.get('durable', True) else 'NORMAL'}")
-        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+        pooled = conn.connection  # .info lives as long as the DBAPI connection
+        dbapi_conn = pooled.driver_connection
+        synchronous = "FULL" if options.get("durable", True) else "NORMAL"
+        if pooled.info.get("synchronous") != synchronous:  # a PRAGMA per transaction costs on the ACK path
+            dbapi_conn.execute(f"PRAGMA synchronous={synchronous}")
+            pooled.info["synchronous"] = synchronous
+        dbapi_conn.execute(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -141,6 +146,18 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+        """Like :meth:`write`, for SQLAlchemy Core statements only (no ORM session: the analyser hot path)."""
+        if self.dialect == "sqlite":
+            engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE", durable=durable)
+        else:
+            engine = self.engine
+        with engine.begin() as conn:
+            if not durable and self.dialect == "postgresql":
+                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            yield conn
 
     def table_names(self) -> set[str]:
         return set(inspect(self.engine).get_table_names())

@@ -122,11 +122,10 @@ CRASH_SCRIPT = textwrap.dedent("""
     print(raw_id, flush=True)
     if stage == "after-journal":
         os.kill(os.getpid(), signal.SIGKILL)
-    import sqlmodel
+    from sqlalchemy.engine.base import Connection
     def dying_commit(self):  # the result rows are inserted, the transaction is not committed yet
-        self.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-    sqlmodel.Session.commit = dying_commit
+    Connection._commit_impl = dying_commit
     ctx.ingest.process(raw_id)
 """)
 
