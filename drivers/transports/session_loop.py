@@ -68,11 +68,16 @@ class SessionLoop:
                 if deadline is not None and deadline <= time.monotonic() and self._inbox.empty():
                     await self.on_timer(time.monotonic())
                     continue
-                if deadline != armed:  # one timer per deadline, not a wait_for per chunk
+                # one timer, not a wait_for per chunk; and not re-armed when the deadline only moves later
+                # (LIS1-A receiver timer: every frame pushes it 30 s on): a tick that comes early re-arms
+                if deadline is None:
                     if timer is not None:
                         timer.cancel()
-                    timer = None if deadline is None else loop.call_at(
-                        loop.time() + deadline - time.monotonic(), self._inbox.put_nowait, _tick)
+                    timer = armed = None
+                elif armed is None or deadline < armed:
+                    if timer is not None:
+                        timer.cancel()
+                    timer = loop.call_at(loop.time() + deadline - time.monotonic(), self._inbox.put_nowait, _tick)
                     armed = deadline
                 item = await self._inbox.get()
                 if item is None:
