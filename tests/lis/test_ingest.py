@@ -148,3 +148,15 @@ def test_kill_between_journal_and_parse_then_reprocess(ctx: LisContext, stage: s
     ctx.ingest.process(raw_id)  # a manual reprocess on top: still exactly one set
     rows = results(ctx)
     assert len(rows) == 4 and {r.raw_message_id for r in rows} == {raw_id}
+
+
+def test_identical_messages_in_one_batch_store_once(ctx: LisContext) -> None:
+    """A resend journaled before the original was processed, both processed in one batch: one result set."""
+    order(ctx, "S100", ["CBC"])
+    raw = astm_message("S100", CBC)
+    first, second = ctx.ingest.journal("xn-1", raw), ctx.ingest.journal("xn-1", raw)
+    outcomes = ctx.ingest.process_many([first, second])
+    assert [o.status for o in outcomes] == [RawMessageStatus.PROCESSED, RawMessageStatus.DUPLICATE]
+    assert outcomes[1].duplicate_of == first
+    rows = results(ctx)
+    assert len(rows) == 4 and {r.raw_message_id for r in rows} == {first}
