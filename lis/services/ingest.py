@@ -47,6 +47,7 @@ from lis.models import (
     Specimen,
     utcnow,
 )
+from lis.models.types import UTCDateTime
 from lis.parsers import ParserRegistry
 from lis.services.catalog import CatalogCache, CatalogSnapshot
 from lis.services.values import numeric_or_none
@@ -96,11 +97,13 @@ _INSERT_RAW = insert(_RAW).returning(_RAW.c.id)
 # one multi-row INSERT ... RETURNING (rows may come back in any order: matched by sequence)
 _INSERT_RESULTS = insert(_RESULT).returning(_RESULT.c.id, _RESULT.c.sequence)
 _RESULT_COLUMNS = tuple(c.name for c in _RESULT.columns if c.name != "id")
-# columns the ingest rows leave to their defaults (the workflow fills them later)
-_DEFAULTS: dict[str, Any] = {
-    c.name: c.default.arg for c in _RESULT.columns
-    if c.default is not None and c.default.is_scalar  # type: ignore[attr-defined]
-}
+# (column, the value when an ingest row leaves it out: its scalar default, else NULL), in _RESULT_COLUMNS order
+_COLUMN_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
+    (c.name, c.default.arg if c.default is not None and c.default.is_scalar else None)  # type: ignore[attr-defined]
+    for c in _RESULT.columns if c.name != "id"
+)
+_DATETIME_POSITIONS = tuple(i for i, column in enumerate(_RESULT_COLUMNS)
+                            if isinstance(_RESULT.c[column].type, UTCDateTime))
 
 
 class UnknownInstrument(LookupError):
@@ -532,16 +535,20 @@ def _insert_results(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, i
             sql = (f"INSERT INTO result ({', '.join(_RESULT_COLUMNS)}) VALUES "
                    f"{', '.join([row_marks] * len(chunk))} RETURNING id, sequence")
             _SQLITE_INSERT_SQL[len(chunk)] = sql
-        params = tuple(_sqlite_value(row.get(column, _DEFAULTS.get(column))) for row in chunk
-                       for column in _RESULT_COLUMNS)
-        ids.update((seq, rid) for rid, seq in conn.exec_driver_sql(sql, params))
+        params: list[Any] = []
+        texts: dict[datetime, str] = {}  # received_at is the same for every row: formatted once
+        for row in chunk:
+            values = [row.get(column, default) for column, default in _COLUMN_DEFAULTS]
+            for i in _DATETIME_POSITIONS:
+                value = values[i]
+                if value is not None:
+                    text = texts.get(value)
+                    if text is None:  # as lis.models.types.UTCDateTime + SQLAlchemy's SQLite DATETIME store it
+                        text = texts[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                    values[i] = text
+            params += values
+        ids.update((seq, rid) for rid, seq in conn.exec_driver_sql(sql, tuple(params)))
     return ids
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):  # as lis.models.types.UTCDateTime + SQLAlchemy's SQLite DATETIME store it
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
 
 
 def _aware(value: datetime | None) -> datetime | None:
