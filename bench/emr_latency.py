@@ -2,9 +2,10 @@
 
 Each release is the real workflow path: ``WorkflowService.batch("release", ...)`` of one order's 5 results, with
 :func:`interfaces.outbox.enqueue_release` as the in-transaction hook and the worker woken by ``ResultReleased``;
-the ORU^R01 is built (hl7apy), sent over MLLP and acknowledged by a python-hl7 server. Latency = from the start of
-the release call to the moment the EMR has sent its AA. Baseline in the same run: the bare MLLP round trip of the
-same messages (send, AA) without the LIS.
+the ORU^R01 is built (:func:`interfaces.hl7_oru.build_oru`: fast path, each message shape validated once by
+hl7apy; ``bench/oru_build.py`` compares the two builders), sent over MLLP and acknowledged by a python-hl7 server.
+Latency = from the start of the release call to the moment the EMR has sent its AA. Baseline in the same run: the
+bare MLLP round trip of the same messages (send, AA) without the LIS.
 
 Usage: python bench/emr_latency.py [--rate 20] [--seconds 15]
 """
