@@ -58,8 +58,18 @@ def expand_tests(catalog: CatalogSnapshot, codes: list[str]) -> list[tuple[str, 
 
 
 def new_filler_number(today: date | None = None) -> str:
+    """``L`` + ``yymmdd`` + 8 random hex digits: unguessable, sortable by day (HL7 ORC-3 / OBR-3 filler number)."""
     day = (today or utcnow().date()).strftime("%y%m%d")
-    return f"L{day}{secrets.token_hex(3).upper()}"
+    return f"L{day}{secrets.token_hex(4).upper()}"
+
+
+def unused_filler_number(session: Session) -> str:
+    """A filler number no order has yet (random numbers collide now and then: a lab makes thousands a day)."""
+    for _ in range(20):
+        candidate = new_filler_number()
+        if session.exec(select(Order.id).where(Order.filler_number == candidate)).first() is None:
+            return candidate
+    raise OrderError("could not draw an unused filler number")  # 20 collisions in a row: never in practice
 
 
 def create_order(session: Session, catalog: CatalogSnapshot, request: OrderRequest, actor: str) -> Order:
@@ -75,7 +85,7 @@ def create_order(session: Session, catalog: CatalogSnapshot, request: OrderReque
     patient = upsert_patient(session, request.patient, actor)
     assert patient.id is not None
     order = Order(
-        patient_id=patient.id, placer_number=request.placer_number, filler_number=new_filler_number(),
+        patient_id=patient.id, placer_number=request.placer_number, filler_number=unused_filler_number(session),
         ordering_clinician=request.ordering_clinician, department=request.department, priority=request.priority,
         clinical_info=request.clinical_info, source=request.source, created_by=actor,
     )

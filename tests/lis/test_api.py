@@ -123,3 +123,19 @@ def test_instruments_listing(client: TestClient) -> None:
     rows = client.get("/api/v1/instruments", headers=auth(client, "tech")).json()
     assert [(r["name"], r["protocol"], r["state"]) for r in rows] == [("xn-1", "astm", "stopped"),
                                                                       ("bs-1", "hl7", "stopped")]
+
+
+def test_filler_number_collision_draws_another(ctx: LisContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random filler numbers collide now and then (thousands of orders a day): the order still gets a unique one."""
+    from lis.services import orders as orders_module
+    from lis.services.orders import OrderRequest, create_order
+    from lis.services.patients import PatientData
+
+    draws = iter(["L261127AAAAAAAA", "L261127AAAAAAAA", "L261127BBBBBBBB"])
+    monkeypatch.setattr(orders_module, "new_filler_number", lambda today=None: next(draws))
+    with ctx.db.write() as session:
+        first = create_order(session, ctx.catalog.get(), OrderRequest(
+            patient=PatientData(name="Lê Văn Tám"), specimen_id="F1", tests=["GLU"]), "test")
+        second = create_order(session, ctx.catalog.get(), OrderRequest(
+            patient=PatientData(name="Lê Văn Tám"), specimen_id="F2", tests=["GLU"]), "test")
+    assert (first.filler_number, second.filler_number) == ("L261127AAAAAAAA", "L261127BBBBBBBB")
