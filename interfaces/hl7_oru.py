@@ -399,16 +399,7 @@ def _build(report: ReportData, message_id: str, o: OruOptions, now: datetime, pd
     patient = result.add_group("ORU_R01_PATIENT")
     pid = patient.pid
     pid.pid_1 = "1"
-    ids = []
-    if report.national_id:
-        ids.append(_cx(report.national_id, "BCA", "NI"))
-    if report.insurance_number:
-        ids.append(_cx(report.insurance_number, "BHXH", "HC"))
-    if report.mrn:
-        ids.append(_cx(report.mrn, o.receiving_facility or "HIS", "MR"))
-    if not ids:
-        ids.append(_cx(f"LIS{report.patient_id}", o.sending_application, "PI"))
-    for i, cx in enumerate(ids):
+    for i, cx in enumerate(_identifiers(report, o)):
         field = pid.pid_3 if i == 0 else pid.add_field("pid_3")
         field.value = cx
     pid.pid_5 = _name(report.patient_name) or "UNKNOWN"
