@@ -246,7 +246,11 @@ class IngestService:
         """Second half: write what :meth:`prepare` worked out, in ONE transaction; then publish the events."""
         if not batch.plans:
             return []
-        with self.db.transaction(durable=False) as conn:  # redone from the journal if a power cut loses it
+        # PostgreSQL: synchronous_commit off (redone from the journal if a crash loses it). SQLite: a durable
+        # commit, measured faster for the analysers: otherwise the next journal fsync (which an ACK waits for)
+        # also flushes the WAL pages these writes left in the page cache (bench/astm_e2e.py: last-frame ACK
+        # p50 5.5 ms instead of 7.5, stored results/s the same or better)
+        with self.db.transaction(durable=self.db.dialect == "sqlite") as conn:
             done = [plan.write(conn) for plan in batch.plans]
         outcomes = [outcome for outcome, _event in done]
         for outcome, plan in zip(outcomes, batch.plans, strict=True):
