@@ -9,14 +9,18 @@ _ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~
 
 
 def escape(text: str) -> str:
-    """Escape the delimiters in free text (HL7 v2.5.1 2.7.1); line breaks become ``\\.br\\``."""
+    """Escape the delimiters in free text (HL7 v2.5.1 2.7.1); a line break becomes a space.
+
+    HL7 v2.5.1 2.7.6: the formatting command ``\\.br\\`` belongs to FT fields only, and the LIS's FT text
+    (comments) goes out one NTE segment per line; in ST/TX/IS fields a line break is a space.
+    """
     for char, seq in _ESCAPES:
         text = text.replace(char, seq)
-    return text.replace("\r\n", "\\.br\\").replace("\n", "\\.br\\").replace("\r", "\\.br\\")
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
 def unescape(text: str) -> str:
-    """Undo :func:`escape` (and ``\\.br\\``)."""
+    """Undo the delimiter escapes, and turn ``\\.br\\`` (an FT line break, HL7 v2.5.1 2.7.6) into a newline."""
     out = text.replace("\\.br\\", "\n")
     for char, seq in reversed(_ESCAPES):
         out = out.replace(seq, char)

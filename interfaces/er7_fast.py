@@ -28,8 +28,8 @@ Writing follows hl7apy 1.3 ``parser.parse_field`` then ``to_er7`` (HL7 v2.5.1 2.
 * SI, NM and date/time leaves are written back from their parsed value (as hl7apy does: ``01`` -> ``1``);
   textual leaves (ST, ID, IS, FT, TX, GTS, WD) get hl7apy's escaping: ``|`` ``~`` become ``\\F\\`` ``\\R\\``
   and a backslash that does not open or close one of ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\H\\ \\N\\`` becomes
-  ``\\E\\``; so the line break ``\\.br\\`` of :func:`interfaces.er7.escape` goes out as ``\\E\\.br\\E\\``, as it
-  always has with hl7apy.
+  ``\\E\\`` (which is why :func:`interfaces.er7.escape` writes a line break as a space: hl7apy would send
+  ``\\.br\\`` as the literal text ``\\E\\.br\\E\\``).
 """
 
 from __future__ import annotations

@@ -119,9 +119,9 @@ def _options() -> st.SearchStrategy[OruOptions]:
     )
 
 
-# hl7apy escapes the backslash that opens the line break \.br\ of a textual value again (``\E\.br...``; both
-# builders, byte for byte), which can push a value over its limit when hl7apy parses the message back: messages
-# with a line break in a value are compared but not re-parsed.
+# A literal "\.br" typed in a value goes out escaped (``\E\.br``; both builders, byte for byte), which can push
+# the value over its limit when hl7apy parses the message back: such messages are compared but not re-parsed.
+# (A line break in a value is written as a space: see test_line_break_in_a_value_is_a_space.)
 LITERAL_BREAK = b"\\E\\.br"
 
 
@@ -194,6 +194,19 @@ def test_typical_reports_are_identical_and_strictly_valid() -> None:
     assert "\rOBX|5|ST|5196-1^HBsAg^LN^HBSAG^HBsAg test nhanh^L||Âm tính||Âm tính||||F|||20261126100000+0700||" \
            "doctor^Trần^Văn Hùng^^^BS.\r" in text
     assert "\rOBX|1|NM|15074-8^Glucose^LN^GLU^Glucose máu^L||7.8|mmol/L^mmol/L^UCUM|3.9-6.4|H|||C|" in text
+
+
+def test_line_break_in_a_value_is_a_space() -> None:
+    """HL7 v2.5.1 2.7.6: ``\\.br\\`` only in FT; a line break in an ST value or the address goes out as a space
+    (hl7apy would otherwise send the literal text ``\\E\\.br\\E\\`` to the EMR), comment lines as NTE each."""
+    report = replace(_with_line(sample_report(5), 4, value="Âm tính\r\nxem ghi chú", comment="dòng 1\ndòng 2"),
+                     address="12 Lê Lợi\nHuế")
+    fast = build_oru_fast(report, "MSG-1", OPTIONS, now=NOW)
+    assert fast == build_oru_hl7apy(report, "MSG-1", OPTIONS, now=NOW)
+    _strictly_valid(fast, None)
+    text = fast.decode()
+    assert "|Âm tính xem ghi chú|" in text and "12 Lê Lợi Huế" in text and "br" not in text
+    assert "\rNTE|1||dòng 1\rNTE|2||dòng 2\r" in text
 
 
 def _with_line(report: ReportData, index: int, **changes: Any) -> ReportData:

@@ -54,8 +54,10 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 
 def test_er7_text_and_times() -> None:
-    text = "a|b^c&d~e\\f\ng"
+    text = "a|b^c&d~e\\f g"
     assert unescape(escape(text)) == text and "|" not in escape(text)
+    assert escape("a\r\nb\nc") == "a b c"  # HL7 v2.5.1 2.7.6: .br only in FT; a line break is a space
+    assert unescape("dòng 1\\.br\\dòng 2") == "dòng 1\ndòng 2"  # an FT line break from the EMR
     assert dtm(datetime(2026, 11, 26, 1, 30, tzinfo=UTC), "Asia/Ho_Chi_Minh") == "20261126083000+0700"
     assert parse_dtm("202611260830", "Asia/Ho_Chi_Minh") == datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
     assert parse_dtm("20261126083000+0000", "Asia/Ho_Chi_Minh").hour == 8
