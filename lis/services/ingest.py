@@ -226,11 +226,11 @@ class IngestService:
         """First half of :meth:`process_many`, without the write lock: read the entries, parse them, look up
         specimens, orders and earlier copies, and work out every row to write.
 
-        Only :meth:`apply` needs the write lock. Call it next, in order: prepare the entries of one
-        instrument only after its previous batch is applied (what is read here is then current; the updates
-        in :meth:`apply` are conditional, so a concurrent change elsewhere is never overwritten). (Running
-        this on another thread than the writer was measured: on 2 cores it did not shorten the analysers'
-        ACK wait, the extra thread only competed for the interpreter lock.)
+        Only :meth:`apply` needs the write lock; the analyser links run the two as separate jobs on the
+        writer thread, which commits waiting journal requests in between. Call :meth:`apply` next, in order:
+        prepare the entries of one instrument only after its previous batch is applied (what is read here is
+        then current; the updates in :meth:`apply` are conditional, so a concurrent change elsewhere is never
+        overwritten).
         """
         if not raw_ids:
             return PreparedBatch([])
