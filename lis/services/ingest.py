@@ -96,12 +96,12 @@ _TESTS_RESULTED = update(_ORDER_TEST).where(
 _INSERT_RAW = insert(_RAW).returning(_RAW.c.id)
 # one multi-row INSERT ... RETURNING (rows may come back in any order: matched by sequence)
 _INSERT_RESULTS = insert(_RESULT).returning(_RESULT.c.id, _RESULT.c.sequence)
-_RESULT_COLUMNS = tuple(c.name for c in _RESULT.columns if c.name != "id")
-# (column, the value when an ingest row leaves it out: its scalar default, else NULL), in _RESULT_COLUMNS order
+# (column, the value when an ingest row leaves it out: its scalar default, else NULL), the id left to SQLite
 _COLUMN_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
     (c.name, c.default.arg if c.default is not None and c.default.is_scalar else None)  # type: ignore[attr-defined]
     for c in _RESULT.columns if c.name != "id"
 )
+_RESULT_COLUMNS = tuple(name for name, _default in _COLUMN_DEFAULTS)
 _DATETIME_POSITIONS = tuple(i for i, column in enumerate(_RESULT_COLUMNS)
                             if isinstance(_RESULT.c[column].type, UTCDateTime))
 
@@ -158,20 +158,20 @@ class IngestService:
     def journal(self, instrument: str, raw: bytes, *, peer: str = "", direction: str = "in",
                 status: str = RawMessageStatus.RECEIVED, error: str = "") -> int:
         """Commit the raw bytes; return the journal id. Call before acknowledging the message."""
-        config = self.instrument(instrument)
-        entry = RawMessage(
-            instrument=instrument, protocol=config.protocol, direction=direction, data=raw, size=len(raw),
-            sha256=sha256(raw), peer=peer[:200], status=status, error=error,
-        )
-        with self.db.write() as session:
-            session.add(entry)
-            session.flush()
-            assert entry.id is not None
-            raw_id = entry.id
+        row = self._raw_row(instrument, raw, peer, utcnow(), direction=direction, status=status, error=error)
+        with self.db.transaction() as conn:
+            raw_id = int(conn.execute(_INSERT_RAW, row).scalar_one())
         log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
         if status == RawMessageStatus.ERROR:
             self.bus.publish(MessageQuarantined(raw_id, instrument, error))
         return raw_id
+
+    def _raw_row(self, instrument: str, raw: bytes, peer: str, now: datetime, *, direction: str = "in",
+                 status: str = RawMessageStatus.RECEIVED, error: str = "") -> dict[str, Any]:
+        """The ``raw_message`` row of one message (Core insert: no ORM object on the ACK path)."""
+        return {"instrument": instrument, "protocol": self.instrument(instrument).protocol, "direction": direction,
+                "received_at": now, "data": raw, "size": len(raw), "sha256": sha256(raw), "control_id": "",
+                "peer": peer[:200], "status": status, "error": error, "result_count": 0}
 
     def quarantine(self, instrument: str, raw: bytes, error: str, *, peer: str = "") -> int:
         """Journal bytes that could not even be framed (bad frames, oversize blocks): kept, visible, marked."""
@@ -187,12 +187,7 @@ class IngestService:
         if not items:
             return []
         now = utcnow()
-        rows = [
-            {"instrument": instrument, "protocol": self.instrument(instrument).protocol, "direction": "in",
-             "received_at": now, "data": raw, "size": len(raw), "sha256": sha256(raw), "control_id": "",
-             "peer": peer[:200], "status": RawMessageStatus.RECEIVED, "error": "", "result_count": 0}
-            for instrument, raw, peer in items
-        ]
+        rows = [self._raw_row(instrument, raw, peer, now) for instrument, raw, peer in items]
         with self.db.transaction() as conn:
             # Core, one statement per row inside ONE transaction: the ACK of every message waits for this
             # (an ORM flush costs ~1 ms of Python here; the durable commit itself ~0.3 ms)
