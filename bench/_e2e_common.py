@@ -26,7 +26,7 @@ from drivers.hl7.session import Hl7Session
 from drivers.profile import get_profile
 from drivers.transports.instrument import InstrumentChannel, InstrumentLink
 from drivers.transports.journal import GroupJournal
-from drivers.wiring import register_parsers
+from drivers.wiring import open_journal, register_parsers
 from lis.config import Config, InstrumentConfig
 from lis.context import LisContext
 from lis.db import Database
@@ -73,7 +73,9 @@ def make_lis(instruments: list[InstrumentConfig], specimens: int) -> LisContext:
 
 
 async def start_links(ctx: LisContext) -> tuple[list[InstrumentLink], GroupJournal]:
-    journal = GroupJournal(ctx.ingest)
+    """The links as ``lis serve`` runs them: journal spool in the data directory, an ingest worker process."""
+    journal = open_journal(ctx)
+    await journal.start()
     links = []
     for inst in ctx.config.instruments:
         channel = InstrumentChannel(inst, get_profile(inst.profile), ctx.ingest, journal, ctx.status, ctx.db)

@@ -13,9 +13,11 @@ from drivers.profile import get_profile
 from lis.config import InstrumentConfig
 from lis.instrument_report import InstrumentReport
 from lis.parsers import ParserRegistry
+from lis.services.spool import JournalSpool, spool_path
 
 if TYPE_CHECKING:
     from drivers.transports.instrument import InstrumentLink
+    from drivers.transports.journal import GroupJournal
     from lis.context import LisContext
     from lis.runtime import Component
 
@@ -38,31 +40,53 @@ def register_parsers(registry: ParserRegistry, profile_dirs: tuple[Path, ...] = 
 
 
 class _JournalComponent:
-    """Stops the shared group-commit journal writer after the links (started lazily by the first message)."""
+    """The shared journal writer and processing worker: starts the worker process before the links (so the
+    first message does not wait for it), stops both after the links."""
 
-    name = "analyser journal writer"
+    name = "analyser journal and ingest worker"
 
-    def __init__(self, journal: object) -> None:
+    def __init__(self, journal: GroupJournal) -> None:
         self._journal = journal
 
     async def start(self) -> None:
-        return None
+        await self._journal.start()
 
     async def stop(self) -> None:
-        self._journal.close()  # type: ignore[attr-defined]
+        self._journal.close()
 
 
-def instrument_links(ctx: LisContext) -> list[Component]:
+def setup_worker(ctx: LisContext) -> None:
+    """What the ingest worker process needs from ``drivers``: the parsers (see ``lis.services.ingest_worker``)."""
+    register_parsers(ctx.parsers, profile_dirs=(ctx.config.data_dir / "profiles",))
+
+
+def open_journal(ctx: LisContext, spool: JournalSpool | None = None, *, worker: str = "process") -> GroupJournal:
+    """The links' journal: the spool (default: in the data directory) and the processing runner, a worker
+    process (``lis serve``) or a thread of this process (``worker="thread"``: tests, tools)."""
+    from drivers.transports.journal import GroupJournal
+    from lis.services.ingest_worker import ProcessingRunner, ProcessRunner, ThreadRunner
+
+    runner: ProcessingRunner
+    if worker == "process":
+        runner = ProcessRunner(ctx.config, setup_worker, catalog_generation=lambda: ctx.catalog.generation)
+    else:
+        runner = ThreadRunner(ctx.ingest)
+    return GroupJournal(spool or JournalSpool(spool_path(ctx.config.data_dir)), runner)
+
+
+def instrument_links(ctx: LisContext, spool: JournalSpool | None = None) -> list[Component]:
     """One link component per enabled instrument (TCP server, TCP client or serial; ASTM or HL7).
 
-    All links of the process share one group-commit journal writer (journal before acknowledge).
+    All links of the process share one group-commit journal writer (journal before acknowledge) and one
+    processing worker process.
     """
     from drivers.astm.session import AstmSession
     from drivers.hl7.session import Hl7Session
     from drivers.transports.instrument import InstrumentChannel, InstrumentLink
-    from drivers.transports.journal import GroupJournal
 
-    journal = GroupJournal(ctx.ingest)
+    if not any(inst.enabled for inst in ctx.config.instruments):
+        return []
+    journal = open_journal(ctx, spool)
     components: list[Component] = [_JournalComponent(journal)]
     profile_dirs = (ctx.config.data_dir / "profiles",)
     for inst in ctx.config.instruments:

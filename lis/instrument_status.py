@@ -25,6 +25,7 @@ class LinkStatus:
     errors: int = 0
     last_error: str = ""
     last_error_at: datetime | None = None
+    backlog: int = 0  # messages acknowledged (in the journal spool) and not yet stored in the database
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +55,10 @@ class StatusBoard:
             link = self._get(name)
             link.errors += 1
             link.last_error, link.last_error_at = text[:500], utcnow()
+
+    def backlog(self, name: str, count: int) -> None:
+        with self._lock:
+            self._get(name).backlog = count
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:

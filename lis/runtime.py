@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from lis.services.ingest import IngestService
+    from lis.services.spool import JournalSpool
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +49,23 @@ class Runtime:
 
 
 class PendingJournalCatchUp:
-    """At start-up, finish journal entries committed but not processed before a crash (ARCHITECTURE 2)."""
+    """At start-up, finish what a crash or a stop left (ARCHITECTURE.md principle 2): first adopt the entries
+    left in the journal spool (acknowledged to an analyser, not yet in the database), then process every
+    journal entry committed but not processed. Runs before the analyser links start."""
 
     name = "journal catch-up"
 
-    def __init__(self, process_pending: Callable[[], int]) -> None:
-        self._process_pending = process_pending
+    def __init__(self, ingest: IngestService, spool: JournalSpool | None = None) -> None:
+        self._ingest = ingest
+        self._spool = spool
+
+    def _catch_up(self) -> int:
+        if self._spool is not None:
+            self._ingest.recover_spool(self._spool)
+        return self._ingest.process_pending()
 
     async def start(self) -> None:
-        count = await asyncio.to_thread(self._process_pending)
+        count = await asyncio.to_thread(self._catch_up)
         if count:
             log.info("processed %d journal entries left from the previous run", count)
 

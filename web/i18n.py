@@ -176,6 +176,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (vi, en)
     "state": ("Trạng thái", "State"),
     "last_message": ("Tin nhắn cuối", "Last message"),
     "messages": ("Số tin nhắn", "Messages"),
+    "backlog": ("Chờ lưu vào CSDL", "Waiting to be stored"),
     "errors": ("Lỗi", "Errors"),
     "raw_messages": ("Tin nhắn gốc", "Raw messages"),
     "quarantine": ("Cách ly", "Quarantine"),

@@ -150,7 +150,7 @@ class AstmSession(SessionLoop):
             await self._handle(self.link.acknowledge(_now()) if not event.acknowledged else [])
             return
         try:
-            raw_id = await ch.journal.journal(ch.name, event.raw, self.stream.peer)
+            entry = await ch.journal_in(event.raw, self.stream.peer)
         except Exception as exc:
             log.error("instrument %s: journal commit failed, frame NAKed: %s", ch.name, exc)
             ch.status.error(ch.name, f"journal commit failed: {exc}")
@@ -160,35 +160,35 @@ class AstmSession(SessionLoop):
         if not event.acknowledged:
             await self._handle(self.link.acknowledge(_now()))
         ch.status.message(ch.name)
-        log.info("instrument %s: message %d journaled and acknowledged", ch.name, raw_id)
-        ch.processor.submit(raw_id)
+        log.info("instrument %s: message journaled (spool entry %d) and acknowledged", ch.name, entry.id)
+        ch.processor.submit(entry)
         if _QUERY_RECORD.search(event.records_text):
             # answer at once from the message itself: a backlog of results processing must not make the
             # analyser time out waiting for its orders (the journal entry is processed in order as usual)
-            self.spawn(self._answer_query(raw_id, event.records_text))
+            self.spawn(self._answer_query(entry.id, event.records_text))
 
     async def _quarantine(self, raw: bytes, reason: str) -> None:
         await self.channel.quarantine(raw, reason, self.stream.peer)
 
     # -- host query -------------------------------------------------------------------------------
-    async def _answer_query(self, raw_id: int, records_text: bytes) -> None:
+    async def _answer_query(self, spool_id: int, records_text: bytes) -> None:
         """LIS2-A2 host query: answer as sender with H, P, O..., L (orders) or the "no information" message."""
         ch = self.channel
         try:
             report = parse_astm(records_text, ch.profile, ch.config.encoding)
         except MessageParseError as exc:
-            log.info("instrument %s: query message %d not understood: %s", ch.name, raw_id, exc)
+            log.info("instrument %s: query (spool entry %d) not understood: %s", ch.name, spool_id, exc)
             return
         if report.kind != MessageKind.QUERY:
             return
         if not ch.profile.host_query:
-            log.info("instrument %s: host query %d ignored (profile %s has host_query = false)", ch.name,
-                     raw_id, ch.profile.name)
+            log.info("instrument %s: host query (spool entry %d) ignored (profile %s has host_query = false)",
+                     ch.name, spool_id, ch.profile.name)
             return
         for query in report.queries:
             answer = await lookup(ch.db, ch.name, ch.profile, query.specimen_ids, all_pending=query.all_pending)
-            log.info("instrument %s: host query %d: %d specimen(s) with orders, %d without", ch.name,
-                     raw_id, len(answer.found), len(answer.no_order))
+            log.info("instrument %s: host query (spool entry %d): %d specimen(s) with orders, %d without", ch.name,
+                     spool_id, len(answer.found), len(answer.no_order))
             now = datetime.now()
             messages: list[bytes] = []
             orders = [o for o in (astm_order(s, ch.profile) for s in answer.found) if o is not None]
@@ -198,7 +198,7 @@ class AstmSession(SessionLoop):
                 ids = answer.no_order or query.specimen_ids or ["ALL"]
                 messages.append(build_no_order_message(ids, ch.profile, now=now))
             for message in messages:
-                self._send(message, f"Q{raw_id}-{next(_ids)}")
+                self._send(message, f"Q{spool_id}-{next(_ids)}")
 
     def _send(self, records: bytes, message_id: str) -> asyncio.Future[bool]:
         """Queue ``records`` for sending through the session loop; the future says whether it was ACKed."""

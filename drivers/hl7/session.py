@@ -44,6 +44,7 @@ from drivers.transports.session_loop import SessionLoop
 from drivers.transports.stream import ByteStream
 from lis.instrument_report import InstrumentReport, MessageKind, MessageParseError
 from lis.services.host_query import PendingSpecimen, unknown_specimens
+from lis.services.spool import SpoolEntry
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class Hl7Session(SessionLoop):
             await self._reject(raw, bad_text, info, 102)
             return
         try:
-            raw_id = await ch.journal.journal(ch.name, raw, self.stream.peer)
+            entry = await ch.journal_in(raw, self.stream.peer)
         except Exception as exc:
             log.error("instrument %s: journal commit failed, AE sent: %s", ch.name, exc)
             ch.status.error(ch.name, f"journal commit failed: {exc}")
@@ -198,9 +199,10 @@ class Hl7Session(SessionLoop):
         ch.status.message(ch.name)
         if report.kind == MessageKind.QUERY:
             try:
-                await self._query(raw, raw_id, info, report)
+                await self._query(raw, entry, info, report)
             except Exception as exc:  # an answer hl7apy cannot build from this query: say so, keep serving
-                log.exception("instrument %s: host query %d could not be answered", ch.name, raw_id)
+                log.exception("instrument %s: host query (spool entry %d) could not be answered", ch.name,
+                              entry.id)
                 ch.status.error(ch.name, f"host query not answered: {exc}")
                 self._write(self._safe_ack(raw, info, "AE", "query could not be answered",
                                            AckError(code=207, diagnostic=str(exc)[:200])))
@@ -208,31 +210,32 @@ class Hl7Session(SessionLoop):
         if ch.profile.accept_unknown_specimen == "AE" and report.kind == MessageKind.RESULTS:
             ids = [s.specimen_id for s in report.specimens if not s.is_qc]
             unknown = await asyncio.to_thread(_unknown, ch, ids)
-            ch.processor.submit(raw_id)  # stored either way (unknown specimen -> unmatched queue)
+            ch.processor.submit(entry)  # stored either way (unknown specimen -> unmatched queue)
             if unknown:
                 text = f"unknown specimen {unknown[0]}"
-                log.info("instrument %s: message %d journaled, acknowledged AE: unknown specimen", ch.name, raw_id)
+                log.info("instrument %s: message journaled (spool entry %d), acknowledged AE: unknown specimen",
+                         ch.name, entry.id)
                 self._write(self._safe_ack(raw, info, "AE", text, AckError(code=204, diagnostic=text)))
                 return
             self._write(self._safe_ack(raw, info, "AA"))
-            log.info("instrument %s: message %d journaled and acknowledged AA", ch.name, raw_id)
+            log.info("instrument %s: message journaled (spool entry %d) and acknowledged AA", ch.name, entry.id)
             return
         self._write(self._safe_ack(raw, info, "AA"))
-        log.info("instrument %s: message %d journaled and acknowledged AA", ch.name, raw_id)
-        ch.processor.submit(raw_id)
+        log.info("instrument %s: message journaled (spool entry %d) and acknowledged AA", ch.name, entry.id)
+        ch.processor.submit(entry)
 
     # -- host queries and order download ----------------------------------------------------------
-    async def _query(self, raw: bytes, raw_id: int, info: MshInfo, report: InstrumentReport) -> None:
+    async def _query(self, raw: bytes, entry: SpoolEntry, info: MshInfo, report: InstrumentReport) -> None:
         """Answer from the parsed query at once (not behind the processing backlog); process it in order."""
         ch = self.channel
-        ch.processor.submit(raw_id)
+        ch.processor.submit(entry)
         specimens: list[PendingSpecimen] = []
         if ch.profile.host_query:
             for query in report.queries:
                 answer = await lookup(ch.db, ch.name, ch.profile, query.specimen_ids, all_pending=query.all_pending)
                 specimens += answer.found
         found = bool(specimens)
-        log.info("instrument %s: host query %d (%s): %d specimen(s) with orders", ch.name, raw_id,
+        log.info("instrument %s: host query (spool entry %d, %s): %d specimen(s) with orders", ch.name, entry.id,
                  info.message_code, len(specimens))
         if info.message_code == "QBP":
             self._send_out(build_rsp_k11(raw, found, encoding=ch.encoding))

@@ -27,6 +27,7 @@ from lis.db import Database
 from lis.instrument_status import StatusBoard
 from lis.models import RawMessageStatus
 from lis.services.ingest import IngestService
+from lis.services.spool import SpoolEntry, SpoolItem
 
 if TYPE_CHECKING:
     from lis.services.host_query import PendingSpecimen
@@ -55,35 +56,40 @@ class InstrumentChannel:
     sessions: list[OrderSession] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # SQLite has one writer: process on the journal thread (journal first); PostgreSQL: in parallel
-        runner = self.journal.run_job if self.db.dialect == "sqlite" else None
-        self.processor = OrderedProcessor(self.ingest, self.config.name, runner)
+        self.processor = OrderedProcessor(self.journal.runner, self.journal, self.ingest.bus, self.config.name,
+                                          on_error=partial(self.status.error, self.config.name),
+                                          on_backlog=partial(self.status.backlog, self.config.name))
 
     @property
     def name(self) -> str:
         return self.config.name
 
-    async def run_db(self, call: Callable[[], T]) -> T:
-        """Run a blocking database write: on the journal writer thread on SQLite (one writer, journal first),
-        in a worker thread elsewhere."""
-        if self.db.dialect == "sqlite":
-            return await self.journal.run_job(call)
-        return await asyncio.to_thread(call)
+    def _item(self, raw: bytes, peer: str, **how: str) -> SpoolItem:
+        return SpoolItem(self.name, self.config.protocol, raw, peer, **how)
+
+    async def journal_in(self, raw: bytes, peer: str) -> SpoolEntry:
+        """Commit a received message durably (journal before acknowledge); raises if it could not be kept.
+        The caller acknowledges, then :meth:`OrderedProcessor.submit` s the entry."""
+        return await self.journal.journal(self._item(raw, peer))
 
     async def quarantine(self, raw: bytes, reason: str, peer: str) -> None:
         """Keep bytes that could not be framed or understood as an error journal entry (the quarantine)."""
         try:
-            await self.run_db(partial(self.ingest.quarantine, self.name, raw, reason, peer=peer))
+            entry = await self.journal.journal(self._item(raw, peer, status=RawMessageStatus.ERROR, error=reason))
         except Exception:
             log.exception("instrument %s: could not quarantine %d bytes", self.name, len(raw))
+            return
+        self.processor.submit(entry)
 
     async def journal_out(self, message: bytes, peer: str) -> None:
         """Keep a message the LIS sent (host-query answer, order download) in the journal, direction ``out``."""
         try:
-            await self.run_db(partial(self.ingest.journal, self.name, message, peer=peer, direction="out",
-                                      status=RawMessageStatus.PROCESSED))
+            entry = await self.journal.journal(self._item(message, peer, direction="out",
+                                                          status=RawMessageStatus.PROCESSED))
         except Exception:
             log.exception("instrument %s: outgoing message not journaled", self.name)
+            return
+        self.processor.submit(entry)
 
     @property
     def encoding(self) -> str:

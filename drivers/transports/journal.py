@@ -1,15 +1,17 @@
-"""Journal-before-acknowledge for every link in the process, with group commit, and ordered processing.
+"""Journal-before-acknowledge for every link in the process (group commit), and ordered processing.
 
 ARCHITECTURE.md principle 2 (LIS1-A: journal before the ACK of the last frame; HL7: before MSA AA): a link
-awaits :meth:`GroupJournal.journal`, which returns only once the raw bytes are committed durably; then it
-acknowledges. The writer is one thread that takes every request waiting at that moment and commits them
-in ONE transaction (``IngestService.journal_many``): one fsync for ten analysers finishing a message at
-the same time instead of ten. Each message is still committed before its own acknowledgement.
+awaits :meth:`GroupJournal.journal`, which returns only once the raw bytes are committed durably to the
+journal spool (:mod:`lis.services.spool`); then it acknowledges. The writer is one thread that takes every
+request waiting at that moment and commits them in ONE transaction: one fsync for ten analysers finishing a
+message at the same time instead of ten. Each message is still committed before its own acknowledgement.
+The spool is a file of its own, so this commit never waits for result processing or for the database.
 
-:class:`OrderedProcessor` runs ``IngestService.prepare`` then ``IngestService.apply`` after the
-acknowledgement, one batch at a time per instrument (so results of one analyser are stored in the order it
-sent them, and a resend is always processed after the original, which makes the byte-identical duplicate
-check reliable).
+:class:`OrderedProcessor` hands the committed entries of one instrument, in arrival order, to the processing
+runner (:mod:`lis.services.ingest_worker`: a worker process in the server), which adopts them into the
+database's journal and stores their results; it then publishes the events and releases the spool entries.
+If the database is unreachable the batch is retried with back-off, in order, while the analysers go on being
+acknowledged into the spool.
 """
 
 from __future__ import annotations
@@ -19,51 +21,41 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from lis.services.ingest import IngestOutcome, IngestService
+from lis.events import EventBus
+from lis.services.ingest import IngestOutcome
+from lis.services.ingest_worker import ProcessingRunner
+from lis.services.spool import JournalSpool, SpoolEntry, SpoolItem
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-T = TypeVar("T")
+IDLE_FLUSH_SECONDS = 1.0  # released entries are deleted with the next commit, or after this long idle
 
 
 @dataclass(slots=True)
 class _Request:
-    instrument: str
-    raw: bytes
-    peer: str
-    future: asyncio.Future[int]
-    loop: asyncio.AbstractEventLoop
-
-
-@dataclass(slots=True)
-class _Job:
-    call: Callable[[], Any]
-    future: asyncio.Future[Any]
+    item: SpoolItem
+    future: asyncio.Future[SpoolEntry]
     loop: asyncio.AbstractEventLoop
 
 
 class GroupJournal:
-    """One writer thread committing journal entries in batches (see module docstring).
+    """One writer thread committing spool entries in batches (see module docstring); ``runner`` is what
+    processes them (shared by every instrument's :class:`OrderedProcessor`)."""
 
-    On SQLite the same thread also runs the processing jobs (:meth:`run_job`), one at a time and only when no
-    journal request is waiting: SQLite has one writer, and a journal commit queued behind a processing
-    transaction would otherwise sit in SQLite's busy-wait back-off (1, 2, 5, 10 ms...) while an analyser waits
-    for its ACK. Journal requests always go first.
-    """
-
-    def __init__(self, ingest: IngestService) -> None:
-        self._ingest = ingest
+    def __init__(self, spool: JournalSpool, runner: ProcessingRunner) -> None:
+        self.spool = spool
+        self.runner = runner
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._wake = threading.Semaphore(0)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._released: list[int] = []
+        self._release_lock = threading.Lock()
         self.batches = 0
         self.entries = 0
 
@@ -73,23 +65,24 @@ class GroupJournal:
                 self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
                 self._thread.start()
 
-    async def journal(self, instrument: str, raw: bytes, peer: str = "") -> int:
-        """Commit ``raw`` durably; return its journal id. Raises if the commit failed (then do not ACK)."""
+    async def start(self) -> None:
+        """Start the writer thread and the processing runner (a worker process takes a second to start)."""
+        self._ensure_thread()
+        await self.runner.start()
+
+    async def journal(self, item: SpoolItem) -> SpoolEntry:
+        """Commit ``item`` durably; return the spool entry. Raises if the commit failed (then do not ACK)."""
         self._ensure_thread()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._queue.put(_Request(instrument, raw, peer, future, loop))
+        future: asyncio.Future[SpoolEntry] = loop.create_future()
+        self._queue.put(_Request(item, future, loop))
         self._wake.release()
         return await future
 
-    async def run_job(self, call: Callable[[], T]) -> T:
-        """Run ``call`` on the writer thread after every journal request waiting at that moment."""
-        self._ensure_thread()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(call, future, loop))
-        self._wake.release()
-        return await future
+    def release(self, entries: list[SpoolEntry]) -> None:
+        """The entries' ``raw_message`` rows are durable: delete them from the spool (with the next commit)."""
+        with self._release_lock:
+            self._released.extend(e.id for e in entries)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -97,10 +90,26 @@ class GroupJournal:
             self._wake.release()
             self._thread.join(timeout=5)
         self._thread = None
+        self.runner.close()
+        self._hand_over_released()
+        self.spool.close()
+
+    def _hand_over_released(self) -> None:
+        with self._release_lock:
+            released, self._released = self._released, []
+        if released:
+            self.spool.release(released)
 
     def _run(self) -> None:
         while True:
-            self._wake.acquire()
+            if not self._wake.acquire(timeout=IDLE_FLUSH_SECONDS):
+                self._hand_over_released()
+                if self.spool.has_released:
+                    try:
+                        self.spool.flush_released()
+                    except Exception as exc:  # harmless: retried, and adoption is idempotent
+                        log.warning("spool: released entries not deleted yet: %s", exc)
+                continue
             batch: list[_Request] = []
             stop = False
             while len(batch) < MAX_BATCH:
@@ -116,32 +125,22 @@ class GroupJournal:
                 self._commit(batch)
                 for _ in range(len(batch) - 1):  # the semaphore was released once per request
                     self._wake.acquire(blocking=False)
-                continue
             if stop:
                 return
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                continue
-            try:
-                result = job.call()
-            except BaseException as exc:
-                job.loop.call_soon_threadsafe(_set_exception, job.future, exc)
-            else:
-                job.loop.call_soon_threadsafe(_set_result, job.future, result)
 
     def _commit(self, batch: list[_Request]) -> None:
+        self._hand_over_released()
         try:
-            ids = self._ingest.journal_many([(r.instrument, r.raw, r.peer) for r in batch])
-        except Exception as exc:  # the database refused: every waiting link NAKs / does not ACK
+            entries = self.spool.append([r.item for r in batch])
+        except Exception as exc:  # the disk refused: every waiting link NAKs / does not ACK
             log.error("journal commit of %d message(s) failed: %s", len(batch), exc)
             for r in batch:
                 r.loop.call_soon_threadsafe(_set_exception, r.future, exc)
             return
         self.batches += 1
         self.entries += len(batch)
-        for r, raw_id in zip(batch, ids, strict=True):
-            r.loop.call_soon_threadsafe(_set_result, r.future, raw_id)
+        for r, entry in zip(batch, entries, strict=True):
+            r.loop.call_soon_threadsafe(_set_result, r.future, entry)
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:
@@ -154,32 +153,37 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-OutcomeCallback = Callable[[IngestOutcome], Awaitable[None]]
-
-
 class OrderedProcessor:
-    """Process journal entries of one instrument in arrival order, off the event loop.
+    """Process the spool entries of one instrument in arrival order, off the event loop (module docstring).
 
-    ``runner`` runs the blocking ``process`` call: the journal writer thread on SQLite (see
-    :class:`GroupJournal`), a worker thread (``asyncio.to_thread``) on PostgreSQL, where instruments process
-    in parallel.
+    Batches take what queued up while the previous batch was processed (up to :attr:`max_batch`): one
+    transaction and one catalogue snapshot for several messages. Nothing here delays an acknowledgement, so
+    batches may be larger than when processing shared the journal's writer.
     """
 
-    def __init__(self, ingest: IngestService, instrument: str,
-                 runner: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None) -> None:
-        self._ingest = ingest
-        self._runner = runner or asyncio.to_thread
+    RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is unreachable
+
+    def __init__(self, runner: ProcessingRunner, journal: GroupJournal, bus: EventBus, instrument: str,
+                 on_error: Callable[[str], None] | None = None,
+                 on_backlog: Callable[[int], None] | None = None) -> None:
+        self._runner = runner
+        self._journal = journal
+        self._bus = bus
         self.instrument = instrument
-        self._queue: asyncio.Queue[tuple[int, OutcomeCallback | None]] = asyncio.Queue()
+        self._on_error = on_error
+        self._on_backlog = on_backlog or (lambda _count: None)
+        self._queue: asyncio.Queue[SpoolEntry] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
-        self.max_batch = 2  # entries per processing transaction: short, since journal commits wait behind it on SQLite
+        self._waiting = 0  # submitted, not yet stored (the status board's backlog)
+        self.max_batch = 8
 
-    def submit(self, raw_id: int, then: OutcomeCallback | None = None) -> None:
-        """Queue ``raw_id`` for processing; ``then`` is awaited with the outcome (e.g. to answer a host query)."""
+    def submit(self, entry: SpoolEntry) -> None:
+        """Queue a committed spool entry for adoption (and processing, if it is an analyser message)."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"process {self.instrument}")
-        self._queue.put_nowait((raw_id, then))
+        self._queue.put_nowait(entry)
+        self._waiting += 1
 
     async def join(self) -> None:
         await self._queue.join()
@@ -194,44 +198,37 @@ class OrderedProcessor:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())  # what queued up while the writer was busy
+                batch.append(self._queue.get_nowait())
             try:
-                outcomes = await self._process(batch)
-                for (_raw_id, then), outcome in zip(batch, outcomes, strict=True):
-                    if then is not None:
-                        with contextlib.suppress(Exception):
-                            await then(outcome)
-            except asyncio.CancelledError:
-                raise
+                await self._process(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _process(self, batch: list[tuple[int, OutcomeCallback | None]]) -> list[IngestOutcome]:
-        """One transaction for the batch; if it fails, one by one, so one bad entry holds up no other."""
-        ids = [raw_id for raw_id, _ in batch]
-        try:
-            # two jobs, not one: the writer thread commits the journal requests that came in while it parsed
-            # and matched before it writes (an ACK waits for at most one half; measured: frame ACK p99
-            # 5.7-7.0 ms instead of 6.2-8.9). A worker thread for prepare was measured too: no gain on 2
-            # cores, the extra thread only competed for the interpreter lock.
-            prepared = await self._runner(partial(self._ingest.prepare, ids))
-            outcomes: list[IngestOutcome] = await self._runner(partial(self._ingest.apply, prepared))
-            self.processed += len(ids)
-            return outcomes
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            if len(ids) > 1:
-                log.warning("instrument %s: batch of %d failed, processing one by one", self.instrument, len(ids))
-        results = []
-        for raw_id in ids:
+    async def _process(self, batch: list[SpoolEntry]) -> list[IngestOutcome]:
+        """Adopt and store ``batch``; retried with back-off until the database takes it (never dropped: the
+        entries stay in the spool, and a stop leaves them for the next start)."""
+        delay = self.RETRY_FIRST
+        while True:
             try:
-                results.append(await self._runner(partial(self._ingest.process, raw_id)))
-                self.processed += 1
+                pairs = await self._runner.process(batch)
+                break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # stays 'received' in the journal: the start-up catch-up retries it
-                log.exception("instrument %s: processing message %d failed", self.instrument, raw_id)
-                results.append(IngestOutcome(raw_id, "error", error=f"processing failed: {exc}"))
-        return results
+            except Exception as exc:
+                log.error("instrument %s: %d message(s) not stored yet, retrying in %.1f s: %s", self.instrument,
+                          len(batch), delay, exc)
+                if self._on_error is not None:
+                    self._on_error(f"messages not stored yet (kept in the spool, retrying): {exc}")
+                self._on_backlog(self._waiting)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_MAX)
+        self._journal.release(batch)  # adopted: their raw_message rows are durable
+        self.processed += len(batch)
+        self._waiting -= len(batch)
+        if delay != self.RETRY_FIRST or self._waiting == 0:
+            self._on_backlog(self._waiting)
+        for _outcome, event in pairs:  # after the commit (ARCHITECTURE.md principle 5)
+            if event is not None:
+                self._bus.publish(event)
+        return [outcome for outcome, _event in pairs]

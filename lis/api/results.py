@@ -146,6 +146,7 @@ def get_instruments(ctx: LisContext = Depends(get_ctx),
             "last_message_at": status_["last_message_at"].isoformat() if status_.get("last_message_at") else None,
             "messages": status_.get("messages", 0), "errors": status_.get("errors", 0),
             "last_error": status_.get("last_error", ""), "quarantined": counts.get(inst.name, 0),
+            "backlog": status_.get("backlog", 0),
         })
     return out
 

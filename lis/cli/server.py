@@ -22,6 +22,7 @@ from lis.events import ResultsIngested
 from lis.migrate import require_current
 from lis.models import Instrument
 from lis.runtime import PendingJournalCatchUp, Runtime
+from lis.services.spool import JournalSpool, spool_path
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,12 @@ def build_runtime(ctx: LisContext) -> Runtime:
     from lis.services.workflow.wiring import wire_workflow
 
     runtime = Runtime()
-    # evaluation and QC run on the bus thread, never on the analyser links' journal writer
+    # evaluation and QC run on the bus thread, never on the analyser links' event loop
     ctx.bus.deliver_in_background(ResultsIngested)
-    runtime.add(PendingJournalCatchUp(ctx.ingest.process_pending))
+    spool = JournalSpool(spool_path(ctx.config.data_dir))
+    runtime.add(PendingJournalCatchUp(ctx.ingest, spool))  # before the links: what the last run left
     runtime.add(wire_workflow(ctx))  # evaluation + autoverification on arrival, catch-up at start
-    for link in instrument_links(ctx):
+    for link in instrument_links(ctx, spool):
         runtime.add(link)
     return runtime
 

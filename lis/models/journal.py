@@ -42,6 +42,8 @@ class RawMessage(SQLModel, table=True):
     processed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     duplicate_of_id: int | None = Field(default=None, foreign_key="raw_message.id")
     result_count: int = 0
+    # the journal spool entry this row was adopted from (lis.services.spool): adoption is idempotent by it
+    spool_key: str | None = Field(default=None, max_length=64, unique=True, index=True)
 
 
 class MessageAttachment(SQLModel, table=True):

@@ -43,10 +43,12 @@ class CatalogCache:
         self._snapshot: CatalogSnapshot | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self.generation = 0  # counts invalidations: a worker process compares it to drop its own copy
 
     def invalidate(self) -> None:
         with self._lock:
             self._snapshot = None
+            self.generation += 1
 
     def get(self) -> CatalogSnapshot:
         with self._lock:

@@ -50,6 +50,7 @@ from lis.models import (
 from lis.models.types import UTCDateTime
 from lis.parsers import ParserRegistry
 from lis.services.catalog import CatalogCache, CatalogSnapshot
+from lis.services.spool import JournalSpool, SpoolEntry
 from lis.services.values import numeric_or_none
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ _TESTS_RESULTED = update(_ORDER_TEST).where(
     _ORDER_TEST.c.id.in_(bindparam("b_ids", expanding=True)), _ORDER_TEST.c.status == "ordered",
 ).values(status="resulted")
 _INSERT_RAW = insert(_RAW).returning(_RAW.c.id)
+_ADOPTED = select(_RAW.c.spool_key, _RAW.c.id).where(_RAW.c.spool_key.in_(bindparam("b_keys", expanding=True)))
 # one multi-row INSERT ... RETURNING (rows may come back in any order: matched by sequence)
 _INSERT_RESULTS = insert(_RESULT).returning(_RESULT.c.id, _RESULT.c.sequence)
 # (column, the value when an ingest row leaves it out: its scalar default, else NULL), the id left to SQLite
@@ -197,6 +199,84 @@ class IngestService:
                 log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
         return [int(i) for i in ids]
 
+    def adopt(self, entries: Sequence[SpoolEntry]) -> list[int]:
+        """Move spool entries into the journal (``raw_message``), durably; return their ids in order.
+
+        Idempotent by :attr:`SpoolEntry.key`: an entry adopted before (a crash between this commit and the
+        spool release) gets its existing row back. The commit is durable on every database (PostgreSQL too):
+        the spool entry is released after this returns, so this row is then the only copy.
+        """
+        if not entries:
+            return []
+        with self.db.transaction(durable=True) as conn:
+            found = dict(conn.execute(_ADOPTED, {"b_keys": [e.key for e in entries]}).tuples().all())
+            ids: list[int] = []
+            for e in entries:
+                raw_id = found.get(e.key)
+                if raw_id is None:
+                    row = {"instrument": e.instrument, "protocol": e.protocol, "direction": e.direction,
+                           "received_at": e.received_at, "data": e.data, "size": len(e.data),
+                           "sha256": sha256(e.data), "control_id": "", "peer": e.peer, "status": e.status,
+                           "error": e.error[:2000], "result_count": 0, "spool_key": e.key}
+                    raw_id = conn.execute(_INSERT_RAW, row).scalar_one()
+                    found[e.key] = raw_id
+                ids.append(int(raw_id))
+        return ids
+
+    def recover_spool(self, spool: JournalSpool, batch: int = 200) -> int:
+        """Start-up: adopt every entry a previous run left in the spool (acknowledged, not yet adopted), then
+        release them; :meth:`process_pending` processes them next. Returns how many were adopted."""
+        adopted = 0
+        while entries := spool.pending(limit=batch):
+            for entry, raw_id in zip(entries, self.adopt(entries), strict=True):
+                if entry.status == RawMessageStatus.ERROR:
+                    self.bus.publish(MessageQuarantined(raw_id, entry.instrument, entry.error))
+            spool.release([e.id for e in entries])
+            spool.flush_released()
+            adopted += len(entries)
+        if adopted:
+            log.info("adopted %d spool entries left from the previous run", adopted)
+        return adopted
+
+    def process_entries(self, entries: Sequence[SpoolEntry]) -> list[tuple[IngestOutcome, Any]]:
+        """Adopt spool entries, then parse and store those to process; return (outcome, event) per entry,
+        in order. Events are returned, not published: this runs in the processing worker (thread or process)
+        and the caller publishes them on its own bus, after the commit.
+
+        The processing transaction commits without waiting for the disk: the adopted ``raw_message`` rows
+        are durable, and if a crash loses the results they are still ``received`` and processed again at
+        start-up. A batch that fails is processed one entry at a time, so one bad entry holds up no other;
+        an entry that fails alone stays ``received`` (the start-up catch-up retries it).
+        """
+        raw_ids = self.adopt(entries)
+        out: list[tuple[IngestOutcome, Any]] = []
+        work = [(raw_id, e) for raw_id, e in zip(raw_ids, entries, strict=True) if e.to_process]
+        processed: dict[int, tuple[IngestOutcome, Any]] = {}
+        if work:
+            try:
+                pairs = self._apply(self._prepare_items([(raw_id, e.data, e.instrument) for raw_id, e in work]))
+                processed = {outcome.raw_message_id: (outcome, event) for outcome, event in pairs}
+            except Exception:
+                if len(work) > 1:
+                    log.warning("batch of %d messages failed, processing one by one", len(work))
+                for raw_id, e in work:
+                    try:
+                        [pair] = self._apply(self._prepare_items([(raw_id, e.data, e.instrument)]))
+                        processed[raw_id] = pair
+                    except Exception as exc:
+                        log.exception("processing message %d from %s failed", raw_id, e.instrument)
+                        processed[raw_id] = (IngestOutcome(raw_id, "error", error=f"processing failed: {exc}"),
+                                             None)
+        for raw_id, e in zip(raw_ids, entries, strict=True):
+            if e.to_process:
+                out.append(processed[raw_id])
+            elif e.status == RawMessageStatus.ERROR:
+                out.append((IngestOutcome(raw_id, e.status, error=e.error),
+                            MessageQuarantined(raw_id, e.instrument, e.error)))
+            else:
+                out.append((IngestOutcome(raw_id, e.status), None))
+        return out
+
     # -- step 2: parse and store ------------------------------------------------------------------
     def process(self, raw_id: int, *, data: bytes | None = None, instrument: str | None = None) -> IngestOutcome:
         """Parse and store one journal entry. Safe to call again: never duplicates results.
@@ -239,13 +319,23 @@ class IngestService:
 
     def apply(self, batch: PreparedBatch) -> list[IngestOutcome]:
         """Second half: write what :meth:`prepare` worked out, in ONE transaction; then publish the events."""
+        done = self._apply(batch)
+        for _outcome, event in done:  # after the commit (ARCHITECTURE.md principle 5)
+            if event is not None:
+                self.bus.publish(event)
+        return [outcome for outcome, _event in done]
+
+    def _apply(self, batch: PreparedBatch) -> list[tuple[IngestOutcome, Any]]:
+        """Write a prepared batch in ONE transaction; return (outcome, event to publish) per entry.
+
+        The commit does not wait for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL
+        ``synchronous_commit=off``): the journal entries are already durable and a crash that loses this
+        transaction leaves them ``received``, processed again at start-up. Any later durable commit makes
+        it durable too (both databases write their log in order).
+        """
         if not batch.plans:
             return []
-        # PostgreSQL: synchronous_commit off (redone from the journal if a crash loses it). SQLite: a durable
-        # commit, measured faster for the analysers: otherwise the next journal fsync (which an ACK waits for)
-        # also flushes the WAL pages these writes left in the page cache (bench/astm_e2e.py: last-frame ACK
-        # p50 5.5 ms instead of 7.5, stored results/s the same or better)
-        with self.db.transaction(durable=self.db.dialect == "sqlite") as conn:
+        with self.db.transaction(durable=False) as conn:
             done = [plan.write(conn) for plan in batch.plans]
         outcomes = [outcome for outcome, _event in done]
         for outcome, plan in zip(outcomes, batch.plans, strict=True):
@@ -255,10 +345,7 @@ class IngestService:
             else:
                 log.info("message %d from %s: %s, %d results, %d unmatched", outcome.raw_message_id,
                          plan.instrument, outcome.status, len(outcome.result_ids), outcome.unmatched)
-        for _outcome, event in done:  # after the commit (ARCHITECTURE.md principle 5)
-            if event is not None:
-                self.bus.publish(event)
-        return outcomes
+        return done
 
     def ingest(self, instrument: str, raw: bytes, *, peer: str = "") -> IngestOutcome:
         """Journal then process (for callers that acknowledge after the whole thing, e.g. the REST API)."""

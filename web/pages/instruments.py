@@ -83,6 +83,9 @@ def register(ctx: LisContext) -> None:
                                  f" · {page.t('messages')}: {s.get('messages', 0)}").classes("text-caption")
                         ui.label(f"{page.t('errors')}: {s.get('errors', 0)} · {page.t('quarantined')}: "
                                  f"{quarantined.get(inst.name, 0)}").classes("text-caption")
+                        if s.get("backlog"):  # acknowledged, waiting in the spool (database slow or down)
+                            ui.label(f"{page.t('backlog')}: {s['backlog']}").classes(
+                                "text-caption text-warning").props(f"data-testid=backlog-{inst.name}")
                         if s.get("last_error"):
                             ui.label(str(s["last_error"])).classes("text-caption text-negative")
 

@@ -18,7 +18,7 @@ from drivers.hl7.session import Hl7Session
 from drivers.profile import Profile, get_profile
 from drivers.simulator.runner import SimOptions, Simulator
 from drivers.transports.instrument import InstrumentChannel, InstrumentLink
-from drivers.transports.journal import GroupJournal
+from drivers.wiring import open_journal
 from lis.config import InstrumentConfig
 from lis.context import LisContext
 from lis.models import RawMessage, Result
@@ -47,15 +47,17 @@ def instrument(ctx: LisContext, name: str, **changes: Any) -> InstrumentConfig:
 
 
 @asynccontextmanager
-async def running_link(ctx: LisContext, config: InstrumentConfig, profile: Profile | None = None,
-                       **profile_changes: Any) -> AsyncIterator[InstrumentLink]:
-    """Start one instrument link (as ``lis serve`` would) and stop it afterwards."""
+async def running_link(ctx: LisContext, config: InstrumentConfig, profile: Profile | None = None, *,
+                       worker: str = "thread", **profile_changes: Any) -> AsyncIterator[InstrumentLink]:
+    """Start one instrument link (as ``lis serve`` would; processing on a thread of this process unless
+    ``worker="process"``) and stop it afterwards."""
     prof = profile or get_profile(config.profile)
     if profile_changes:
         prof = replace(prof, **profile_changes)
-    journal = GroupJournal(ctx.ingest)
+    journal = open_journal(ctx, worker=worker)
     channel = InstrumentChannel(config, prof, ctx.ingest, journal, ctx.status, ctx.db)
     link = InstrumentLink(channel, AstmSession if config.protocol == "astm" else Hl7Session, backoff=0.1)
+    await journal.start()
     await link.start()
     try:
         yield link

@@ -11,6 +11,7 @@ from drivers.profile import get_profile
 from drivers.simulator.sources import Sample
 from lis.context import LisContext
 from lis.models import RawMessageStatus
+from lis.services.spool import SpoolEntry, SpoolItem
 from tests.drivers.transports.helpers import (
     instrument,
     journal,
@@ -152,22 +153,23 @@ def test_receiver_timeout_mid_message_stores_nothing_as_complete(ctx: LisContext
     assert len(errors) == 1 and "receiver timeout" in errors[0].error and b"T1" not in errors[0].data
 
 
-def test_journal_failure_naks_the_last_frame_and_the_resend_is_stored(ctx: LisContext, monkeypatch: object) -> None:
+def test_journal_failure_naks_the_last_frame_and_the_resend_is_stored(ctx: LisContext) -> None:
     cfg = instrument(ctx, "xn-1")
-    calls = {"n": 0}
-    real = ctx.ingest.journal_many
-
-    def flaky(items: list[tuple[str, bytes, str]]) -> list[int]:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise OSError("disk full")
-        return real(items)
-
-    ctx.ingest.journal_many = flaky  # type: ignore[method-assign]
     frames = frame_message(astm_message("J1", [("GLU", "5.5", "mmol/L")]), text_size=40)
+    calls = {"n": 0}
 
     async def main() -> None:
         async with running_link(ctx, cfg) as link:
+            spool = link.channel.journal.spool
+            real = spool.append
+
+            def flaky(items: list[SpoolItem]) -> list[SpoolEntry]:  # the spool's disk refuses one commit
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise OSError("disk full")
+                return real(items)
+
+            spool.append = flaky  # type: ignore[method-assign]
             reader, writer = await asyncio.open_connection("127.0.0.1", cfg.port)
             writer.write(ENQ)
             assert await _read_exactly(reader) == ACK

@@ -12,7 +12,7 @@ from drivers.astm.session import AstmSession
 from drivers.hl7.session import Hl7Session
 from drivers.profile import get_profile
 from drivers.transports.instrument import InstrumentChannel
-from drivers.transports.journal import GroupJournal
+from drivers.wiring import open_journal
 from lis.context import LisContext
 from tests.drivers.transports.helpers import results
 from tests.drivers.transports.test_hl7_session import oru
@@ -56,7 +56,7 @@ def test_random_input_then_a_good_message(ctx: LisContext) -> None:
         name = "xn-1" if protocol == "astm" else "bs-1"
         config = ctx.config.instrument(name)
         assert config is not None
-        journal = GroupJournal(ctx.ingest)
+        journal = open_journal(ctx, worker="thread")
         channel = InstrumentChannel(config, get_profile(config.profile), ctx.ingest, journal, ctx.status, ctx.db)
         stream = MemoryStream()
         session = (AstmSession if protocol == "astm" else Hl7Session)(channel, stream)

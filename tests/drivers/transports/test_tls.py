@@ -14,8 +14,8 @@ import pytest
 from drivers.hl7.session import Hl7Session
 from drivers.profile import get_profile
 from drivers.transports.instrument import InstrumentChannel, InstrumentLink
-from drivers.transports.journal import GroupJournal
 from drivers.transports.tcp import tls_context
+from drivers.wiring import open_journal
 from lis.context import LisContext
 from tests.drivers.transports.helpers import instrument, results
 from tests.drivers.transports.test_hl7_session import msa, oru
@@ -32,7 +32,7 @@ def test_mllp_over_tls(ctx: LisContext, tmp_path: Path) -> None:
     client_tls = tls_context(server=False, ca=str(cert))
 
     async def main() -> bytes:
-        journal = GroupJournal(ctx.ingest)
+        journal = open_journal(ctx, worker="thread")
         channel = InstrumentChannel(cfg, replace(get_profile("generic-hl7")), ctx.ingest, journal, ctx.status, ctx.db)
         link = InstrumentLink(channel, Hl7Session, tls=server_tls)
         await link.start()
