@@ -1,7 +1,10 @@
 """Ingest: the seam the analyser drivers call (ARCHITECTURE.md principles 2 and 3).
 
-1. :meth:`IngestService.journal` commits the raw bytes (``raw_message`` row, status ``received``).
-   Only after it returns may the driver send the acknowledgement that makes the analyser forget them.
+1. Journal before acknowledge. The analyser links commit the raw bytes to the journal spool
+   (:mod:`lis.services.spool`) and acknowledge; :meth:`IngestService.process_entries` (in the ingest worker,
+   :mod:`lis.services.ingest_worker`) then *adopts* each entry into ``raw_message`` (durable, idempotent by
+   spool key) before anything else. Callers without a spool (the REST API) use :meth:`IngestService.journal`,
+   which commits a ``raw_message`` row (status ``received``) directly.
 2. :meth:`IngestService.process` parses the journal entry through the instrument's driver, matches each
    observation to specimen, order and catalogue test, and stores results — in one transaction, so a
    crash leaves the entry ``received`` and :meth:`process_pending` finishes it after restart.
@@ -179,26 +182,6 @@ class IngestService:
         """Journal bytes that could not even be framed (bad frames, oversize blocks): kept, visible, marked."""
         return self.journal(instrument, raw, peer=peer, status=RawMessageStatus.ERROR, error=error)
 
-    def journal_many(self, items: list[tuple[str, bytes, str]]) -> list[int]:
-        """Group commit: journal several messages ``(instrument, raw, peer)`` in ONE durable transaction.
-
-        Used by the analyser transports when several links finish a message at the same moment: one
-        fsync covers them all. Every message is still committed before its own acknowledgement (the
-        caller acknowledges each only after this returns); returns the journal ids in ``items`` order.
-        """
-        if not items:
-            return []
-        now = utcnow()
-        rows = [self._raw_row(instrument, raw, peer, now) for instrument, raw, peer in items]
-        with self.db.transaction() as conn:
-            # Core, one statement per row inside ONE transaction: the ACK of every message waits for this
-            # (an ORM flush costs ~1 ms of Python here; the durable commit itself ~0.3 ms)
-            ids = [conn.execute(_INSERT_RAW, row).scalar_one() for row in rows]
-        if log.isEnabledFor(logging.INFO):
-            for raw_id, (instrument, raw, _peer) in zip(ids, items, strict=True):
-                log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
-        return [int(i) for i in ids]
-
     def adopt(self, entries: Sequence[SpoolEntry]) -> list[int]:
         """Move spool entries into the journal (``raw_message``), durably; return their ids in order.
 
@@ -298,13 +281,10 @@ class IngestService:
         return self.apply(self.prepare(raw_ids))
 
     def prepare(self, raw_ids: Sequence[int]) -> PreparedBatch:
-        """First half of :meth:`process_many`, without the write lock: read the entries, parse them, look up
-        specimens, orders and earlier copies, and work out every row to write.
-
-        Only :meth:`apply` needs the write lock; the analyser links run the two as separate jobs on the
-        writer thread, which commits waiting journal requests in between. Call :meth:`apply` next, in order:
-        prepare the entries of one instrument only after its previous batch is applied (what is read here is
-        then current; the updates in :meth:`apply` are conditional, so a concurrent change elsewhere is never
+        """First half of :meth:`process_many`, reads only: read the entries, parse them, look up specimens,
+        orders and earlier copies, and work out every row to write. :meth:`apply` writes them; prepare the
+        entries of one instrument only after its previous batch is applied (what is read here is then
+        current; the updates in :meth:`apply` are conditional, so a concurrent change elsewhere is never
         overwritten).
         """
         if not raw_ids:

@@ -94,17 +94,15 @@ class ProcessRunner:
 
     async def process(self, entries: Sequence[SpoolEntry]) -> Outcomes:
         loop = asyncio.get_running_loop()
+        pool = self._executor()
         try:
-            return await loop.run_in_executor(self._executor(), _worker_process, list(entries), self._generation())
+            return await loop.run_in_executor(pool, _worker_process, list(entries), self._generation())
         except concurrent.futures.process.BrokenProcessPool:
-            log.error("ingest worker process died; starting a new one (the batch stays in the spool)")
-            self._discard()
+            if self._pool is pool:  # not one another instrument's batch has already replaced
+                log.error("ingest worker process died; starting a new one (the batch stays in the spool)")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             raise
-
-    def _discard(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
