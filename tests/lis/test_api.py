@@ -119,10 +119,15 @@ def test_ingest_endpoint_results_and_filters(client: TestClient) -> None:
     assert len(client.get("/api/v1/results", headers=tech).json()) == 3  # reprocess duplicated nothing
 
 
-def test_instruments_listing(client: TestClient) -> None:
+def test_instruments_listing(client: TestClient, ctx: LisContext) -> None:
     rows = client.get("/api/v1/instruments", headers=auth(client, "tech")).json()
-    assert [(r["name"], r["protocol"], r["state"]) for r in rows] == [("xn-1", "astm", "stopped"),
-                                                                      ("bs-1", "hl7", "stopped")]
+    assert [(r["name"], r["protocol"], r["state"], r["backlog"]) for r in rows] == [("xn-1", "astm", "stopped", 0),
+                                                                                    ("bs-1", "hl7", "stopped", 0)]
+    # the database was unreachable: messages acknowledged into the journal spool wait to be stored
+    ctx.status.backlog("xn-1", 12)
+    ctx.status.error("xn-1", "messages not stored yet (kept in the spool, retrying): connection refused")
+    row = client.get("/api/v1/instruments", headers=auth(client, "tech")).json()[0]
+    assert row["backlog"] == 12 and "kept in the spool" in row["last_error"]
 
 
 def test_filler_number_collision_draws_another(ctx: LisContext, monkeypatch: pytest.MonkeyPatch) -> None:
