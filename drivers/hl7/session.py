@@ -44,6 +44,7 @@ from drivers.transports.session_loop import SessionLoop
 from drivers.transports.stream import ByteStream
 from lis.instrument_report import InstrumentReport, MessageKind, MessageParseError
 from lis.services.host_query import PendingSpecimen, unknown_specimens
+from lis.services.ingest import nul_byte_error
 from lis.services.spool import SpoolEntry
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class Hl7Session(SessionLoop):
         except MessageParseError as exc:
             await self._reject(raw, str(exc), info, 100)
             return
-        bad_text = next((w for w in report.warnings if w.startswith("text is not valid")), None)
+        bad_text = nul_byte_error(raw) or next((w for w in report.warnings if w.startswith("text is not valid")), None)
         if bad_text:
             await self._reject(raw, bad_text, info, 102)
             return

@@ -128,6 +128,21 @@ class IngestOutcome:
     duplicate_of: int | None = None
 
 
+def nul_byte_error(data: bytes) -> str:
+    """A NUL byte inside a message is corruption, never text (LIS2-A2 and HL7 v2 text excludes control
+    characters other than the delimiters): the message goes to quarantine rather than have a digit silently
+    dropped from a result, and PostgreSQL could not store such text anyway. NULs trailing the message are line
+    padding: :meth:`IngestService._parse` strips them."""
+    at = data.rstrip(b"\x00").find(b"\x00")
+    return f"NUL byte (0x00) at offset {at}: corrupted text, not stored as results" if at >= 0 else ""
+
+
+def _text(value: str) -> str:
+    """Text for a column: a NUL (which PostgreSQL refuses in text) written as ``\\x00``; adoption must never fail
+    on what a link wrote, or the instrument's later messages would wait behind it."""
+    return value.replace("\x00", "\\x00")
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -199,8 +214,8 @@ class IngestService:
                 if raw_id is None:
                     row = {"instrument": e.instrument, "protocol": e.protocol, "direction": e.direction,
                            "received_at": e.received_at, "data": e.data, "size": len(e.data),
-                           "sha256": sha256(e.data), "control_id": "", "peer": e.peer, "status": e.status,
-                           "error": e.error[:2000], "result_count": 0, "spool_key": e.key}
+                           "sha256": sha256(e.data), "control_id": "", "peer": _text(e.peer), "status": e.status,
+                           "error": _text(e.error)[:2000], "result_count": 0, "spool_key": e.key}
                     raw_id = conn.execute(_INSERT_RAW, row).scalar_one()
                     found[e.key] = raw_id
                 ids.append(int(raw_id))
@@ -357,8 +372,11 @@ class IngestService:
     def _parse(self, raw_id: int, data: bytes, instrument: str) -> InstrumentReport | str:
         """The driver's report, or the reason it could not be parsed (for the quarantine)."""
         config = self.instrument(instrument)
+        reason = nul_byte_error(data)
+        if reason:
+            return reason
         try:
-            return self.parsers.parse(data, config)
+            return self.parsers.parse(data.rstrip(b"\x00"), config)  # NUL padding after the last record
         except MessageParseError as exc:
             return str(exc) or type(exc).__name__
         except Exception as exc:  # a driver bug must not lose the message or stop the listener

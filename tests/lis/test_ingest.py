@@ -160,3 +160,19 @@ def test_identical_messages_in_one_batch_store_once(ctx: LisContext) -> None:
     assert outcomes[1].duplicate_of == first
     rows = results(ctx)
     assert len(rows) == 4 and {r.raw_message_id for r in rows} == {first}
+
+
+def test_a_nul_byte_inside_a_message_quarantines_it_and_trailing_padding_is_ignored(ctx: LisContext) -> None:
+    """A NUL is corruption (it may have replaced a digit): kept in quarantine with the reason, on both
+    databases (PostgreSQL cannot store NUL in text at all); NUL padding after the last record is harmless."""
+    from tests.drivers.transports.helpers import make_orders
+
+    make_orders(ctx, {"NUL1": ["GLU"], "NUL2": ["GLU"]})
+    head = b"H|\\^&|||XN^1|||||||P|LIS2-A2|20261127080000\rP|1\r"
+    corrupted = ctx.ingest.ingest("xn-1", head + b"O|1|NUL1||^^^GLU\rR|1|^^^GLU|5.\x005|mmol/L||N||F\rL|1|N\r")
+    assert corrupted.status == "error" and corrupted.error.startswith("NUL byte (0x00) at offset")
+    padded = ctx.ingest.ingest("xn-1", head + b"O|1|NUL2||^^^GLU\rR|1|^^^GLU|6.1|mmol/L||N||F\rL|1|N\r\x00\x00")
+    assert padded.status == "processed" and len(padded.result_ids) == 1
+    with ctx.db.read() as session:
+        values = session.exec(select(Result.accession, Result.value)).all()
+    assert [tuple(v) for v in values] == [("NUL2", "6.1")]

@@ -123,3 +123,13 @@ def test_recover_spool_adopts_what_a_crash_left_then_catch_up_processes_it(ctx: 
     assert [(r.spool_key, r.status) for r in rows] == [(entries[0].key, "processed"), (entries[1].key, "error")]
     assert [(r.accession, r.test_code, r.value) for r in stored] == [("SP-1", "GLU", "5.5")]
     assert [q.error for q in quarantined] == ["oversize"]
+
+
+def test_adoption_never_fails_on_text_a_link_wrote(ctx: LisContext, tmp_path: Path) -> None:
+    """A NUL in a quarantine reason (PostgreSQL refuses NUL in text) must not block the instrument's queue."""
+    spool = JournalSpool(tmp_path / "spool.db")
+    entries = spool.append([_item(b"\x00\x01", status="error", error="bad byte \x00 in frame")])
+    [raw_id] = ctx.ingest.adopt(entries)
+    with ctx.db.read() as session:
+        row = session.get(RawMessage, raw_id)
+    assert row is not None and row.error == "bad byte \\x00 in frame" and row.data == b"\x00\x01"

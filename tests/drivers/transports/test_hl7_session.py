@@ -110,6 +110,7 @@ def test_bad_input_is_rejected_with_a_reason_kept_in_quarantine_and_the_listener
         b"MSH^~|\\&|A|B|||20260101||ORU^R01|W1|P|2.5.1\rPID|1\r",  # wrong field separator
         b"MSH|^~\\&|A|B|||20260101||ZZZ^Z99|U1|P|2.5.1\r",  # unknown message type
         oru("U8", "S1", [("GLU", "5")]).replace("Nông".encode(), b"N\xff\xfeng"),  # invalid UTF-8
+        oru("NUL", "S1", [("GLU", "5.5")]).replace(b"|5.5|", b"|5.\x005|"),  # corrupted: a NUL in a value
     ]
     good = oru("OK1", "S9", [("GLU", "5.1")])
     huge = oru("BIG", "S1", [("GLU", "5")]) + b"NTE|1||" + b"x" * 10_000_000 + b"\r"  # 10 MB
@@ -126,10 +127,11 @@ def test_bad_input_is_rejected_with_a_reason_kept_in_quarantine_and_the_listener
     assert codes[0] == ("AR", "") and codes[1] == ("AR", "")
     assert codes[2] == ("AR", "U1") and b"unsupported message type" in replies[2]
     assert codes[3] == ("AR", "U8") and b"utf-8" in replies[3].lower()
-    assert codes[4] == ("AA", "OK1")
+    assert codes[4] == ("AR", "NUL") and b"NUL byte" in replies[4]
+    assert codes[5] == ("AA", "OK1")
     assert msa(big[0])[0] == "AR" and msa(big[1]) == ("AA", "OK1")  # refused, connection kept
     errors = journal(ctx, RawMessageStatus.ERROR)
-    assert len(errors) == 5
+    assert len(errors) == 6
     assert errors[0].data.startswith(b"PID|1") and "no MSH" in errors[0].error
     assert any("larger than" in e.error for e in errors)
     assert {r.accession for r in results(ctx)} == {"S9"}
