@@ -175,3 +175,24 @@ async def test_quarantined_message_viewer_and_reprocess(new_user: Callable[[], U
     await until(lambda: user.notify.contains("Đã xử lý lại: error"))
     with ctx.db.read() as session:
         assert search(session, AuditQuery(action="raw.reprocess"))[1] == 1
+
+
+async def test_instruments_page_shows_messages_waiting_in_the_spool(new_user: Callable[[], User],
+                                                                    ctx: LisContext) -> None:
+    """The database was unreachable: what the analyser sent is acknowledged and waits in the journal spool."""
+    ctx.status.set_state("xn-1", "connected", "10.0.0.5:4001")
+    ctx.status.backlog("xn-1", 7)
+    ctx.status.error("xn-1", "messages not stored yet (kept in the spool, retrying): connection refused")
+    user = new_user()
+    await login(user, "tech", path="/instruments")
+    await see(user, "Chờ lưu vào CSDL: 7")
+    await see(user, "kept in the spool")
+    ctx.status.backlog("xn-1", 0)  # stored: the line goes away at the next refresh
+
+    def gone() -> bool:
+        try:
+            return not user.find(marker="backlog-xn-1").elements
+        except AssertionError:  # nothing with that marker on the page
+            return True
+
+    await until(gone, timeout=10)

@@ -85,7 +85,8 @@ def register(ctx: LisContext) -> None:
                                  f"{quarantined.get(inst.name, 0)}").classes("text-caption")
                         if s.get("backlog"):  # acknowledged, waiting in the spool (database slow or down)
                             ui.label(f"{page.t('backlog')}: {s['backlog']}").classes(
-                                "text-caption text-warning").props(f"data-testid=backlog-{inst.name}")
+                                "text-caption text-warning").props(f"data-testid=backlog-{inst.name}").mark(
+                                f"backlog-{inst.name}")
                         if s.get("last_error"):
                             ui.label(str(s["last_error"])).classes("text-caption text-negative")
 
