@@ -68,8 +68,8 @@ class InstrumentChannel:
         return SpoolItem(self.name, self.config.protocol, raw, peer, **how)
 
     async def journal_in(self, raw: bytes, peer: str) -> SpoolEntry:
-        """Commit a received message durably (journal before acknowledge); raises if it could not be kept.
-        The caller acknowledges, then :meth:`OrderedProcessor.submit` s the entry."""
+        """Commit a received message durably to the journal spool (journal before acknowledge); raises if it
+        could not be kept. The caller acknowledges, then hands the entry to :attr:`processor`."""
         return await self.journal.journal(self._item(raw, peer))
 
     async def quarantine(self, raw: bytes, reason: str, peer: str) -> None:
