@@ -91,24 +91,30 @@ class GroupJournal:
             self._thread.join(timeout=5)
         self._thread = None
         self.runner.close()
-        self._hand_over_released()
+        self._delete_released()
         self.spool.close()
 
-    def _hand_over_released(self) -> None:
+    def _take_released(self) -> list[int]:
         with self._release_lock:
             released, self._released = self._released, []
-        if released:
-            self.spool.release(released)
+        return released
+
+    def _give_back(self, released: list[int]) -> None:
+        with self._release_lock:
+            self._released[:0] = released
+
+    def _delete_released(self) -> None:
+        released = self._take_released()
+        try:
+            self.spool.delete(released)
+        except Exception as exc:  # harmless: retried later, and adoption is idempotent
+            log.warning("spool: %d adopted entries not deleted yet: %s", len(released), exc)
+            self._give_back(released)
 
     def _run(self) -> None:
         while True:
             if not self._wake.acquire(timeout=IDLE_FLUSH_SECONDS):
-                self._hand_over_released()
-                if self.spool.has_released:
-                    try:
-                        self.spool.flush_released()
-                    except Exception as exc:  # harmless: retried, and adoption is idempotent
-                        log.warning("spool: released entries not deleted yet: %s", exc)
+                self._delete_released()
                 continue
             batch: list[_Request] = []
             stop = False
@@ -129,10 +135,11 @@ class GroupJournal:
                 return
 
     def _commit(self, batch: list[_Request]) -> None:
-        self._hand_over_released()
+        released = self._take_released()
         try:
-            entries = self.spool.append([r.item for r in batch])
+            entries = self.spool.append([r.item for r in batch], delete=released)
         except Exception as exc:  # the disk refused: every waiting link NAKs / does not ACK
+            self._give_back(released)
             log.error("journal commit of %d message(s) failed: %s", len(batch), exc)
             for r in batch:
                 r.loop.call_soon_threadsafe(_set_exception, r.future, exc)

@@ -193,10 +193,6 @@ class IngestService:
                 "received_at": now, "data": raw, "size": len(raw), "sha256": sha256(raw), "control_id": "",
                 "peer": peer[:200], "status": status, "error": error, "result_count": 0}
 
-    def quarantine(self, instrument: str, raw: bytes, error: str, *, peer: str = "") -> int:
-        """Journal bytes that could not even be framed (bad frames, oversize blocks): kept, visible, marked."""
-        return self.journal(instrument, raw, peer=peer, status=RawMessageStatus.ERROR, error=error)
-
     def adopt(self, entries: Sequence[SpoolEntry]) -> list[int]:
         """Move spool entries into the journal (``raw_message``), durably; return their ids in order.
 
@@ -229,8 +225,7 @@ class IngestService:
             for entry, raw_id in zip(entries, self.adopt(entries), strict=True):
                 if entry.status == RawMessageStatus.ERROR:
                     self.bus.publish(MessageQuarantined(raw_id, entry.instrument, entry.error))
-            spool.release([e.id for e in entries])
-            spool.flush_released()
+            spool.delete([e.id for e in entries])
             adopted += len(entries)
         if adopted:
             log.info("adopted %d spool entries left from the previous run", adopted)

@@ -10,7 +10,7 @@ released (deleted).
 Why a file of its own: the acknowledgement's commit never queues behind result processing for the database's
 single writer lock (SQLite), nor depends on a network round trip to the database server (PostgreSQL). While
 the database is unreachable, analysers are still acknowledged and nothing is lost: entries wait here and are
-adopted when it is back. At start-up :func:`recover` adopts whatever a crash left behind.
+adopted when it is back. At start-up ``IngestService.recover_spool`` adopts whatever a crash left behind.
 
 A :class:`JournalSpool` connection is used by one thread at a time (the links' journal writer; start-up
 recovery runs before it starts).
@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,58 +91,38 @@ class JournalSpool:
             self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uuid', ?)", (uuid.uuid4().hex,))
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'uuid'").fetchone()
         self.uuid: str = row[0]
-        self._released: list[int] = []
 
-    def append(self, items: Sequence[SpoolItem]) -> list[SpoolEntry]:
-        """Commit ``items`` durably in ONE transaction (group commit: one fsync for every link waiting);
-        deletes the entries released since the last commit in the same transaction."""
+    def append(self, items: Sequence[SpoolItem], *, delete: Sequence[int] = ()) -> list[SpoolEntry]:
+        """Commit ``items`` durably in ONE transaction (group commit: one fsync for every link waiting); the
+        entries ``delete`` (adopted since, see :meth:`delete`) go in the same transaction."""
         now = datetime.now(UTC)
         stamp = now.isoformat()
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as conn:
             ids = [conn.execute(_INSERT, (i.instrument, i.protocol, i.direction, i.status, i.error, i.peer[:200],
                                           stamp, i.data)).lastrowid for i in items]
-            released = self._take_released()
-            if released:
-                conn.executemany("DELETE FROM entry WHERE id = ?", released)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn.executemany("DELETE FROM entry WHERE id = ?", [(n,) for n in delete])
         return [SpoolEntry(int(n), f"{self.uuid}:{n}", i.instrument, i.protocol, i.direction, i.status, i.error,
                            i.peer[:200], now, i.data) for n, i in zip(ids, items, strict=True)]
 
-    def release(self, ids: Sequence[int]) -> None:
-        """Mark entries adopted into the database (their ``raw_message`` rows committed durably): deleted with
-        the next :meth:`append`, or by :meth:`flush_released`. Losing a release is harmless (adoption is
-        idempotent by key)."""
-        self._released.extend(ids)
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete entries adopted into the database (their ``raw_message`` rows are durable). A delete that is
+        lost (a crash first) is harmless: adoption is idempotent by key."""
+        if ids:
+            with self._transaction() as conn:
+                conn.executemany("DELETE FROM entry WHERE id = ?", [(n,) for n in ids])
 
-    @property
-    def has_released(self) -> bool:
-        return bool(self._released)
-
-    def flush_released(self) -> int:
-        """Delete the released entries now (the journal writer calls this when it is idle)."""
-        released = self._take_released()
-        if released:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany("DELETE FROM entry WHERE id = ?", released)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                self._released.extend(i for (i,) in released)
-                raise
-        return len(released)
-
-    def _take_released(self) -> list[tuple[int]]:
-        released, self._released = self._released, []
-        return [(i,) for i in released]
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def pending(self, limit: int | None = None) -> list[SpoolEntry]:
-        """Entries not yet released, oldest first (start-up recovery, the status page)."""
+        """Entries not yet released, oldest first (start-up recovery)."""
         sql = f"SELECT {_COLUMNS} FROM entry ORDER BY id" + (f" LIMIT {int(limit)}" if limit else "")
         return [SpoolEntry(row[0], f"{self.uuid}:{row[0]}", row[1], row[2], row[3], row[4], row[5], row[6],
                            datetime.fromisoformat(row[7]), bytes(row[8]))
@@ -151,10 +132,6 @@ class JournalSpool:
         return int(self._conn.execute("SELECT COUNT(*) FROM entry").fetchone()[0])
 
     def close(self) -> None:
-        try:
-            self.flush_released()
-        except sqlite3.Error as exc:  # harmless: adoption is idempotent, the next start releases them
-            log.warning("spool %s: released entries not deleted: %s", self.path, exc)
         self._conn.close()
 
 

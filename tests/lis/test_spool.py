@@ -38,15 +38,13 @@ def test_entries_are_on_disk_when_append_returns_and_keep_their_keys_after_reope
     assert again.pending()[0].received_at == first.received_at
 
 
-def test_released_entries_go_with_the_next_commit_or_a_flush_and_ids_are_never_reused(tmp_path: Path) -> None:
+def test_adopted_entries_are_deleted_with_the_next_commit_or_alone_and_ids_are_never_reused(tmp_path: Path) -> None:
     spool = JournalSpool(tmp_path / "spool.db")
     a, b = spool.append([_item(), _item()])
-    spool.release([a.id])
-    assert spool.count() == 2  # not yet: deleted with the next commit
-    (c,) = spool.append([_item()])
+    (c,) = spool.append([_item()], delete=[a.id])  # in the same transaction as the new entry
     assert [e.id for e in spool.pending()] == [b.id, c.id]
-    spool.release([b.id, c.id])
-    assert spool.flush_released() == 2 and spool.count() == 0
+    spool.delete([b.id, c.id])
+    assert spool.count() == 0
     (d,) = spool.append([_item()])
     assert d.id == 4  # AUTOINCREMENT: a key once used is never handed out again
 

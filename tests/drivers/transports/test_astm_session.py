@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -163,11 +164,11 @@ def test_journal_failure_naks_the_last_frame_and_the_resend_is_stored(ctx: LisCo
             spool = link.channel.journal.spool
             real = spool.append
 
-            def flaky(items: list[SpoolItem]) -> list[SpoolEntry]:  # the spool's disk refuses one commit
-                calls["n"] += 1
+            def flaky(items: list[SpoolItem], *, delete: Sequence[int] = ()) -> list[SpoolEntry]:
+                calls["n"] += 1  # the spool's disk refuses one commit
                 if calls["n"] == 1:
                     raise OSError("disk full")
-                return real(items)
+                return real(items, delete=delete)
 
             spool.append = flaky  # type: ignore[method-assign]
             reader, writer = await asyncio.open_connection("127.0.0.1", cfg.port)
