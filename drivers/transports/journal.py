@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lis.events import EventBus
-from lis.services.ingest import IngestOutcome
 from lis.services.ingest_worker import ProcessingRunner
 from lis.services.spool import JournalSpool, SpoolEntry, SpoolItem
 
@@ -177,7 +176,7 @@ class OrderedProcessor:
         self._journal = journal
         self._bus = bus
         self.instrument = instrument
-        self._on_error = on_error
+        self._on_error = on_error or (lambda _text: None)
         self._on_backlog = on_backlog or (lambda _count: None)
         self._queue: asyncio.Queue[SpoolEntry] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -212,7 +211,7 @@ class OrderedProcessor:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _process(self, batch: list[SpoolEntry]) -> list[IngestOutcome]:
+    async def _process(self, batch: list[SpoolEntry]) -> None:
         """Adopt and store ``batch``; retried with back-off until the database takes it (never dropped: the
         entries stay in the spool, and a stop leaves them for the next start)."""
         delay = self.RETRY_FIRST
@@ -225,8 +224,7 @@ class OrderedProcessor:
             except Exception as exc:
                 log.error("instrument %s: %d message(s) not stored yet, retrying in %.1f s: %s", self.instrument,
                           len(batch), delay, exc)
-                if self._on_error is not None:
-                    self._on_error(f"messages not stored yet (kept in the spool, retrying): {exc}")
+                self._on_error(f"messages not stored yet (kept in the spool, retrying): {exc}")
                 self._on_backlog(self._waiting)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.RETRY_MAX)
@@ -238,4 +236,3 @@ class OrderedProcessor:
         for _outcome, event in pairs:  # after the commit (ARCHITECTURE.md principle 5)
             if event is not None:
                 self._bus.publish(event)
-        return [outcome for outcome, _event in pairs]

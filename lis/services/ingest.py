@@ -143,6 +143,14 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\\x00")
 
 
+def _raw_row(instrument: str, protocol: str, raw: bytes, peer: str, received_at: datetime, *, direction: str = "in",
+             status: str = RawMessageStatus.RECEIVED, error: str = "") -> dict[str, Any]:
+    """The ``raw_message`` row of one message (a Core insert: no ORM object on the hot path)."""
+    return {"instrument": instrument, "protocol": protocol, "direction": direction, "received_at": received_at,
+            "data": raw, "size": len(raw), "sha256": sha256(raw), "control_id": "", "peer": _text(peer)[:200],
+            "status": status, "error": _text(error)[:2000], "result_count": 0}
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -178,20 +186,14 @@ class IngestService:
     def journal(self, instrument: str, raw: bytes, *, peer: str = "", direction: str = "in",
                 status: str = RawMessageStatus.RECEIVED, error: str = "") -> int:
         """Commit the raw bytes; return the journal id. Call before acknowledging the message."""
-        row = self._raw_row(instrument, raw, peer, utcnow(), direction=direction, status=status, error=error)
+        row = _raw_row(instrument, self.instrument(instrument).protocol, raw, peer, utcnow(), direction=direction,
+                       status=status, error=error)
         with self.db.transaction() as conn:
             raw_id = int(conn.execute(_INSERT_RAW, row).scalar_one())
         log.info("journaled message %d from %s (%d bytes)", raw_id, instrument, len(raw))
         if status == RawMessageStatus.ERROR:
             self.bus.publish(MessageQuarantined(raw_id, instrument, error))
         return raw_id
-
-    def _raw_row(self, instrument: str, raw: bytes, peer: str, now: datetime, *, direction: str = "in",
-                 status: str = RawMessageStatus.RECEIVED, error: str = "") -> dict[str, Any]:
-        """The ``raw_message`` row of one message (Core insert: no ORM object on the ACK path)."""
-        return {"instrument": instrument, "protocol": self.instrument(instrument).protocol, "direction": direction,
-                "received_at": now, "data": raw, "size": len(raw), "sha256": sha256(raw), "control_id": "",
-                "peer": peer[:200], "status": status, "error": error, "result_count": 0}
 
     def adopt(self, entries: Sequence[SpoolEntry]) -> list[int]:
         """Move spool entries into the journal (``raw_message``), durably; return their ids in order.
@@ -208,11 +210,9 @@ class IngestService:
             for e in entries:
                 raw_id = found.get(e.key)
                 if raw_id is None:
-                    row = {"instrument": e.instrument, "protocol": e.protocol, "direction": e.direction,
-                           "received_at": e.received_at, "data": e.data, "size": len(e.data),
-                           "sha256": sha256(e.data), "control_id": "", "peer": _text(e.peer), "status": e.status,
-                           "error": _text(e.error)[:2000], "result_count": 0, "spool_key": e.key}
-                    raw_id = conn.execute(_INSERT_RAW, row).scalar_one()
+                    row = _raw_row(e.instrument, e.protocol, e.data, e.peer, e.received_at, direction=e.direction,
+                                   status=e.status, error=e.error)
+                    raw_id = conn.execute(_INSERT_RAW, {**row, "spool_key": e.key}).scalar_one()
                     found[e.key] = raw_id
                 ids.append(int(raw_id))
         return ids
